@@ -1,0 +1,245 @@
+"""The domain model: frozen data parsed from `<domain type='lxc'>`.
+
+No I/O and no lxml objects here; defaults are applied once, by xmlio.parse.
+Sizes are KiB, as libvirt keeps them. Foreign XML that nsvirt keeps but does
+not interpret (`<metadata>` children, `<cpu>`) is held as serialised text.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+# Capability names in libvirt's own order (virDomainProcessCapsFeature):
+# the order they are written back in.
+CAPABILITIES = (
+    "audit_control", "audit_write", "block_suspend", "chown", "dac_override",
+    "dac_read_search", "fowner", "fsetid", "ipc_lock", "ipc_owner", "kill", "lease",
+    "linux_immutable", "mac_admin", "mac_override", "mknod", "net_admin",
+    "net_bind_service", "net_broadcast", "net_raw", "setgid", "setfcap", "setpcap",
+    "setuid", "sys_admin", "sys_boot", "sys_chroot", "sys_module", "sys_nice",
+    "sys_pacct", "sys_ptrace", "sys_rawio", "sys_resource", "sys_time",
+    "sys_tty_config", "syslog", "wake_alarm",
+)  # fmt: skip
+
+LXC_NS = "http://libvirt.org/schemas/domain/lxc/1.0"
+NSVIRT_NS = "https://nsvirt.dev/xmlns/domain/1.0"
+
+
+@dataclass(frozen=True, slots=True)
+class IdMap:
+    start: int  # first id inside the container
+    target: int  # first id on the host
+    count: int
+
+
+@dataclass(frozen=True, slots=True)
+class IpAddress:
+    address: str
+    family: str  # ipv4 | ipv6, derived from the address when not given
+    prefix: int | None = None
+    peer: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Route:
+    address: str
+    gateway: str
+    family: str | None = None
+    netmask: str | None = None
+    prefix: int | None = None
+    metric: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Filesystem:
+    type: str  # mount | bind | block | file | ram | template
+    target: str
+    source: str | None = None  # dir, file, dev or template name; None for ram
+    usage_kib: int | None = None  # ram only
+    readonly: bool = False
+    accessmode: str = "passthrough"
+    driver_type: str | None = None
+    driver_format: str | None = None
+    driver_wrpolicy: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Disk:
+    type: str  # file | block
+    target_dev: str
+    device: str = "disk"
+    source: str | None = None
+    target_bus: str | None = None
+    driver_name: str | None = None
+    driver_type: str | None = None
+    readonly: bool = False
+    shareable: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class Interface:
+    type: str  # network | bridge | ethernet | direct
+    mac: str
+    source: str | None = None  # network name, bridge name or direct's host device
+    source_mode: str | None = None  # direct: vepa | bridge | private | passthrough
+    portgroup: str | None = None
+    host_ips: tuple[IpAddress, ...] = ()  # ethernet: addresses on the host side
+    host_routes: tuple[Route, ...] = ()
+    ips: tuple[IpAddress, ...] = ()
+    routes: tuple[Route, ...] = ()
+    target_dev: str | None = None  # host-side name
+    guest_dev: str | None = None  # name inside the container
+    model: str | None = None
+    link_state: str | None = None
+    mtu: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Hostdev:
+    mode: str  # capabilities | subsystem
+    type: str  # storage | misc | net | usb
+    source: str | None = None  # block or char device path, or host interface name
+    ips: tuple[IpAddress, ...] = ()
+    routes: tuple[Route, ...] = ()
+    usb_vendor: str | None = None
+    usb_product: str | None = None
+    usb_bus: str | None = None
+    usb_device: str | None = None
+    managed: bool = False
+    readonly: bool = False
+    shareable: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class CharDevice:
+    """A `<console>` or `<serial>`; LXC offers pty only."""
+
+    port: int
+    target_type: str | None = "lxc"  # consoles: lxc; serials: None
+    tty: str | None = None  # live only: the host pty
+    alias: str | None = None  # live only
+
+
+@dataclass(frozen=True, slots=True)
+class BlkioDevice:
+    path: str
+    weight: int | None = None
+    read_iops_sec: int | None = None
+    write_iops_sec: int | None = None
+    read_bytes_sec: int | None = None
+    write_bytes_sec: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class MemTune:
+    hard_limit: int | None = None
+    soft_limit: int | None = None
+    min_guarantee: int | None = None
+    swap_hard_limit: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class CpuTune:
+    shares: int | None = None
+    period: int | None = None
+    quota: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class NumaTune:
+    mode: str = "strict"
+    placement: str | None = None
+    nodeset: str | None = None  # canonical cpuset text
+
+
+@dataclass(frozen=True, slots=True)
+class Os:
+    arch: str | None = None
+    init: str | None = None
+    initargs: tuple[str, ...] = ()
+    initenv: tuple[tuple[str, str], ...] = ()
+    initdir: str | None = None
+    inituser: str | None = None
+    initgroup: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Clock:
+    offset: str = "utc"
+    adjustment: str | None = None
+    timezone: str | None = None
+    basis: str | None = None
+    start: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Seclabel:
+    type: str | None = None
+    model: str | None = None
+    relabel: str | None = None
+    label: str | None = None
+    imagelabel: str | None = None
+    baselabel: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class SharedNamespace:
+    """`<lxc:shareNS type='netns|name|pid' value='...'/>`."""
+
+    kind: str  # net | ipc | uts
+    type: str
+    value: str
+
+
+@dataclass(frozen=True, slots=True)
+class Devices:
+    emulator: str | None = None
+    filesystems: tuple[Filesystem, ...] = ()
+    disks: tuple[Disk, ...] = ()
+    interfaces: tuple[Interface, ...] = ()
+    consoles: tuple[CharDevice, ...] = ()
+    serials: tuple[CharDevice, ...] = ()
+    hostdevs: tuple[Hostdev, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class DomainDef:
+    name: str
+    uuid: str  # lower-case, dashed
+    memory: int  # KiB
+    current_memory: int  # KiB
+    os: Os
+    title: str | None = None
+    description: str | None = None
+    metadata: tuple[str, ...] = ()  # foreign elements, serialised, verbatim
+    pids_max: int | None = None  # nsvirt:config/nsvirt:pids/@max
+    max_memory: int | None = None  # KiB
+    max_memory_slots: int | None = None
+    blkio_weight: int | None = None
+    blkio_devices: tuple[BlkioDevice, ...] = ()
+    memtune: MemTune | None = None
+    vcpus: int = 1
+    vcpu_placement: str = "static"
+    vcpu_cpuset: str | None = None  # canonical cpuset text
+    vcpu_current: int | None = None
+    cputune: CpuTune | None = None
+    numatune: NumaTune | None = None
+    partition: str | None = None
+    uid_map: tuple[IdMap, ...] = ()
+    gid_map: tuple[IdMap, ...] = ()
+    privnet: bool = False
+    cap_policy: str | None = None  # None: no <capabilities> element
+    cap_states: tuple[tuple[str, bool], ...] = ()  # in CAPABILITIES order
+    cpu_xml: str | None = None  # accepted, kept, ignored
+    clock: Clock = field(default_factory=Clock)
+    on_poweroff: str = "destroy"
+    on_reboot: str = "restart"
+    on_crash: str = "destroy"
+    devices: Devices = field(default_factory=Devices)
+    seclabels: tuple[Seclabel, ...] = ()
+    shared_namespaces: tuple[SharedNamespace, ...] = ()
+    id: int | None = None  # live only: the supervisor's pid
+
+    def shared(self, kind: str) -> SharedNamespace | None:
+        """Return the lxc:namespace sharing for `kind` (net, ipc, uts), if any."""
+        return next((s for s in self.shared_namespaces if s.kind == kind), None)

@@ -1,0 +1,174 @@
+"""Semantic checks on a parsed DomainDef: pure, one concern each.
+
+Each check raises ConfigError with the XPath of what it objects to; xmlio
+turns the XPath into a source line. Checks against the host (does that CPU,
+that bridge, that rootfs exist?) belong to start, not here.
+"""
+
+from __future__ import annotations
+
+import posixpath
+import unicodedata
+from collections.abc import Callable, Sequence
+
+from nsvirt.driver.errors import ConfigError
+from nsvirt.driver.model import DomainDef, IdMap
+
+MAX_NAME_BYTES = 64  # the name becomes the container's hostname
+
+
+def check_name(d: DomainDef) -> None:
+    name = d.name
+    if not name or len(name.encode()) > MAX_NAME_BYTES:
+        raise ConfigError(f"name must be 1 to {MAX_NAME_BYTES} bytes long", path="/domain/name")
+    if "/" in name:
+        raise ConfigError(f"name '{name}' must not contain '/'", path="/domain/name")
+    if name.startswith("."):
+        raise ConfigError(f"name '{name}' must not start with '.'", path="/domain/name")
+    for ch in name:
+        if ch.isspace() or unicodedata.category(ch).startswith("C"):
+            raise ConfigError(
+                f"name {name!r} must not contain whitespace or control characters",
+                path="/domain/name",
+            )
+
+
+def check_current_memory(d: DomainDef) -> None:
+    if d.current_memory > d.memory:
+        raise ConfigError(
+            f"currentMemory ({d.current_memory} KiB) must not exceed memory ({d.memory} KiB)",
+            path="/domain/currentMemory",
+        )
+    if d.max_memory is not None and d.memory > d.max_memory:
+        raise ConfigError(
+            f"memory ({d.memory} KiB) must not exceed maxMemory ({d.max_memory} KiB)",
+            path="/domain/memory",
+        )
+
+
+def check_vcpu_current(d: DomainDef) -> None:
+    if d.vcpu_current is not None and d.vcpu_current > d.vcpus:
+        raise ConfigError(
+            f"current vcpus ({d.vcpu_current}) must not exceed vcpus ({d.vcpus})",
+            path="/domain/vcpu/@current",
+        )
+
+
+def check_filesystem_targets(d: DomainDef) -> None:
+    seen: set[str] = set()
+    for i, fs in enumerate(d.devices.filesystems, 1):
+        path = f"/domain/devices/filesystem[{i}]/target"
+        t = fs.target
+        if not t.startswith("/"):
+            raise ConfigError(f"filesystem target '{t}' must be an absolute path", path=path)
+        if "//" in t or (t != "/" and posixpath.normpath(t) != t):
+            raise ConfigError(
+                f"filesystem target '{t}' must be a normalised path (no '..', "
+                "'.', '//' or trailing '/')",
+                path=path,
+            )
+        if "\0" in t or "\n" in t:
+            raise ConfigError("filesystem target must not contain NUL or newline", path=path)
+        if t in seen:
+            raise ConfigError(f"filesystem target '{t}' is used more than once", path=path)
+        seen.add(t)
+
+
+def _check_idmap(maps: Sequence[IdMap], kind: str) -> None:
+    for i, a in enumerate(maps, 1):
+        path = f"/domain/idmap/{kind}[{i}]"
+        if a.count == 0:
+            raise ConfigError(f"{kind} map count must be at least 1", path=path)
+        if a.start + a.count > 2**32 or a.target + a.count > 2**32:
+            raise ConfigError(f"{kind} map range goes past id 4294967295", path=path)
+        for j, b in enumerate(maps[: i - 1], 1):
+            if a.start < b.start + b.count and b.start < a.start + a.count:
+                raise ConfigError(
+                    f"{kind} map {i} overlaps {kind} map {j} inside the container", path=path
+                )
+            if a.target < b.target + b.count and b.target < a.target + a.count:
+                raise ConfigError(f"{kind} map {i} overlaps {kind} map {j} on the host", path=path)
+    if maps and not any(m.start == 0 for m in maps):
+        raise ConfigError(
+            f"the {kind} map must map id 0 (root) of the container", path=f"/domain/idmap/{kind}"
+        )
+
+
+def check_idmaps(d: DomainDef) -> None:
+    _check_idmap(d.uid_map, "uid")
+    _check_idmap(d.gid_map, "gid")
+    if bool(d.uid_map) != bool(d.gid_map):
+        raise ConfigError("<idmap> needs both <uid> and <gid> maps", path="/domain/idmap")
+
+
+def check_network_namespace(d: DomainDef) -> None:
+    """An interface implies a private netns, so it cannot share one."""
+    if d.shared("net") is None:
+        return
+    if d.devices.interfaces:
+        raise ConfigError(
+            "an <interface> needs a private network namespace, but <lxc:sharenet> shares one",
+            path="/domain/devices/interface",
+        )
+    for i, h in enumerate(d.devices.hostdevs, 1):
+        if h.type == "net":
+            raise ConfigError(
+                "a network <hostdev> needs a private network namespace, but "
+                "<lxc:sharenet> shares one",
+                path=f"/domain/devices/hostdev[{i}]",
+            )
+    if d.privnet:
+        raise ConfigError(
+            "<privnet/> asks for a private network namespace, but <lxc:sharenet> shares one",
+            path="/domain/features/privnet",
+        )
+
+
+def check_shared_namespace_values(d: DomainDef) -> None:
+    for s in d.shared_namespaces:
+        path = f"/domain/lxc:namespace/lxc:share{s.kind}"
+        if s.type == "pid" and not (s.value.isdigit() and int(s.value) > 0):
+            raise ConfigError(
+                f"share{s.kind} type 'pid' needs a process id, not '{s.value}'", path=path
+            )
+        if not s.value or ("/" in s.value and s.type != "netns"):
+            raise ConfigError(f"share{s.kind} value '{s.value}' is not a valid name", path=path)
+
+
+def check_console_ports(d: DomainDef) -> None:
+    for tag, devs in (("console", d.devices.consoles), ("serial", d.devices.serials)):
+        ports = [c.port for c in devs]
+        for i, port in enumerate(ports, 1):
+            if port in ports[: i - 1]:
+                raise ConfigError(
+                    f"{tag} port {port} is used more than once",
+                    path=f"/domain/devices/{tag}[{i}]/target",
+                )
+
+
+def check_initenv_unique(d: DomainDef) -> None:
+    names = [n for n, _ in d.os.initenv]
+    for i, n in enumerate(names, 1):
+        if n in names[: i - 1]:
+            raise ConfigError(
+                f"initenv '{n}' is given more than once", path=f"/domain/os/initenv[{i}]"
+            )
+
+
+CHECKS: tuple[Callable[[DomainDef], None], ...] = (
+    check_name,
+    check_current_memory,
+    check_vcpu_current,
+    check_filesystem_targets,
+    check_idmaps,
+    check_network_namespace,
+    check_shared_namespace_values,
+    check_console_ports,
+    check_initenv_unique,
+)
+
+
+def check(d: DomainDef) -> None:
+    """Run every check; the first failure raises ConfigError."""
+    for c in CHECKS:
+        c(d)

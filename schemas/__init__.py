@@ -1,0 +1,1 @@
+"""XSD files for the supported subset of libvirt's <domain type='lxc'>."""

@@ -1,0 +1,26 @@
+"""Shared fixtures: the repository's paths and libvirt's conformance corpus."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parent.parent
+EXAMPLES = REPO / "examples"
+
+
+def shared_dir() -> Path:
+    """../shared beside the checkout (CI lays it there), or $NSVIRT_SHARED."""
+    return Path(os.environ.get("NSVIRT_SHARED", REPO.parent / "shared"))
+
+
+def corpus(sub: str) -> Path:
+    """A conformance folder; under CI a missing corpus fails instead of skipping."""
+    path = shared_dir() / "conformance/libvirt" / sub
+    if not path.is_dir():
+        if os.environ.get("CI"):
+            pytest.fail(f"conformance corpus missing at {path} (CI must have ../shared)")
+        pytest.skip(f"conformance corpus not found at {path}")
+    return path

@@ -1,0 +1,55 @@
+"""The package installs under one import name and finds its schemas, editable or built."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import sysconfig
+import zipfile
+from importlib import resources
+from pathlib import Path
+
+from tests.conftest import REPO
+
+CHECK = """
+import sys
+sys.path[:0] = [{wheel!r}, {site!r}]
+import nsvirt.driver, nsvirt.shell
+from nsvirt.driver import xmlio
+assert nsvirt.driver.__file__.startswith({wheel!r}), nsvirt.driver.__file__
+schema_dir = xmlio._schema_dir()
+assert str(schema_dir).startswith({wheel!r}), schema_dir
+dom = xmlio.parse(b"<domain type='lxc'><name>w</name><memory>1024</memory>"
+                  b"<os><type>exe</type></os></domain>")
+print(schema_dir, dom.name)
+"""
+
+
+def test_editable_install_finds_schemas() -> None:
+    schemas = Path(str(resources.files("nsvirt.schemas")))
+    assert (schemas / "domain.xsd").is_file()
+    assert (schemas / "README.md").is_file()
+
+
+def test_built_wheel_imports_and_finds_schemas(tmp_path: Path) -> None:
+    subprocess.run([sys.executable, "-m", "pip", "wheel", "--quiet", "--no-deps",
+                    "--wheel-dir", str(tmp_path / "dist"), str(REPO)],
+                   check=True, capture_output=True, timeout=300)  # fmt: skip
+    (wheel,) = (tmp_path / "dist").glob("nsvirt-*.whl")
+    with zipfile.ZipFile(wheel) as zf:
+        names = zf.namelist()
+        zf.extractall(tmp_path / "unpacked")
+        entry_points = next(n for n in names if n.endswith("entry_points.txt"))
+        scripts = zf.read(entry_points).decode()
+    tops = {n.split("/")[0] for n in names if not n.startswith("nsvirt-")}
+    assert tops == {"nsvirt"}  # nothing called driver/ or shell/ in site-packages
+    assert "nsvirt/schemas/domain.xsd" in names
+    assert "nsvirsh = nsvirt.shell.__main__:main" in scripts
+    assert "nsvirt-xml-validate = nsvirt.driver.validate_cli:main" in scripts
+    # -S: no .pth files, so the editable install of this checkout stays out of the way
+    unpacked = str(tmp_path / "unpacked")
+    code = CHECK.format(wheel=unpacked, site=sysconfig.get_paths()["purelib"])
+    proc = subprocess.run([sys.executable, "-S", "-c", code], capture_output=True, text=True,
+                          cwd=tmp_path, timeout=60)  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip().endswith(" w")
