@@ -1,0 +1,1 @@
+"""nsvirsh: the virsh-like shell."""

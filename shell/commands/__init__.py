@@ -1,0 +1,129 @@
+"""The command table: plain functions with an argparse builder each, no cmd2.
+
+The one-shot entry point and the interactive app both dispatch through
+`COMMANDS`; a command module registers its commands by importing `command`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import re
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, NoReturn, TextIO
+
+from nsvirt.shell.report import ShellError
+
+if TYPE_CHECKING:
+    from nsvirt.driver import Connection, Domain
+
+
+class Context:
+    """What a command runs against: the connection (opened on first use) and the streams."""
+
+    def __init__(self, uri: str | None, out: TextIO, err: TextIO, quiet: bool = False) -> None:
+        self.uri = uri
+        self.out = out
+        self.err = err
+        self.quiet = quiet
+        self._conn: Connection | None = None
+
+    @property
+    def conn(self) -> Connection:
+        if self._conn is None:
+            from nsvirt.driver import connect
+
+            self._conn = connect(self.uri)
+        return self._conn
+
+    def lookup(self, key: str) -> Domain:
+        """Find a domain by UUID or name, as virsh's --domain does."""
+        from nsvirt.driver.errors import NoDomainError
+
+        if re.fullmatch(r"[0-9a-fA-F]{8}-?([0-9a-fA-F]{4}-?){3}[0-9a-fA-F]{12}", key):
+            try:
+                return self.conn.lookup_by_uuid(key)
+            except NoDomainError:
+                pass
+        return self.conn.lookup_by_name(key)
+
+    def print(self, text: str = "") -> None:
+        """Print a message line (suppressed by -q/--quiet, as virsh does)."""
+        if not self.quiet:
+            print(text, file=self.out)
+
+
+Runner = Callable[[Context, argparse.Namespace], int]
+
+
+@dataclass(frozen=True)
+class Command:
+    name: str
+    summary: str
+    configure: Callable[[argparse.ArgumentParser], None]
+    run: Runner | None  # None: registered but not built yet
+    api: str = ""  # the libvirt API named in the "not supported" error
+    domains: str = ""  # which domain names complete: all | active | inactive
+    aliases: tuple[str, ...] = field(default=())
+
+    def parser(self) -> VirshArgumentParser:
+        p = VirshArgumentParser(prog=self.name, description=self.summary, add_help=False,
+                                exit_on_error=False)  # fmt: skip
+        p.add_argument("--help", "-h", action="store_true", help="show this help")
+        self.configure(p)
+        return p
+
+
+COMMANDS: dict[str, Command] = {}
+
+
+def command(name: str, summary: str, configure: Callable[[argparse.ArgumentParser], None],
+            *, domains: str = "") -> Callable[[Runner], Runner]:  # fmt: skip
+    """Register the decorated function as the command `name`."""
+
+    def register(run: Runner) -> Runner:
+        COMMANDS[name] = Command(name, summary, configure, run, domains=domains)
+        return run
+
+    return register
+
+
+def unsupported(name: str, summary: str, api: str, *, domains: str = "") -> None:
+    """Register a command whose driver part does not exist yet: it says so, as virsh would."""
+    COMMANDS[name] = Command(name, summary, _any_arguments, None, api=api, domains=domains)
+
+
+def _any_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("args", nargs=argparse.REMAINDER)
+
+
+def domain_arg(p: argparse.ArgumentParser) -> None:
+    """virsh's `<domain>`: positional, or --domain NAME."""
+    p.add_argument("domain", nargs="?", metavar="DOMAIN", help="domain name, id or uuid")
+    p.add_argument("--domain", dest="domain_opt", metavar="DOMAIN", help=argparse.SUPPRESS)
+
+
+def domain_of(args: argparse.Namespace, cmd: str) -> str:
+    name = args.domain_opt or args.domain
+    if not name:
+        raise ShellError(f"command '{cmd}' requires <domain> option")
+    return name
+
+
+class VirshArgumentParser(argparse.ArgumentParser):
+    """argparse whose errors read like virsh's and never exit the process."""
+
+    def error(self, message: str) -> NoReturn:
+        unknown = re.match(r"unrecognized arguments: (.*)", message)
+        if unknown:
+            word = unknown.group(1).split()[0]
+            if word.startswith("-"):
+                raise ShellError(f"command '{self.prog}' doesn't support option {word}")
+            raise ShellError(f"unexpected data '{word}'")
+        required = re.match(r"the following arguments are required: (\S+)", message)
+        if required:
+            raise ShellError(f"command '{self.prog}' requires <{required.group(1)}> option")
+        missing = re.match(r"argument (\S+?)(/\S+)?: expected one argument", message)
+        if missing:
+            raise ShellError(f"command '{self.prog}' requires {missing.group(1)} option's data")
+        raise ShellError(f"command '{self.prog}': {message}")

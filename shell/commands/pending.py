@@ -1,0 +1,60 @@
+"""Commands registered now and answered with virsh's "not supported" error until
+their driver part exists: nsvirsh never pretends."""
+
+from __future__ import annotations
+
+from nsvirt.shell.commands import unsupported
+
+# name, summary, libvirt API, which domains complete
+PENDING = (
+    (
+        "start",
+        "start a (previously defined) inactive domain",
+        "virDomainCreateWithFlags",
+        "inactive",
+    ),
+    ("create", "create a domain from an XML file", "virDomainCreateXML", ""),
+    ("destroy", "destroy (stop) a domain", "virDomainDestroyFlags", "active"),
+    ("shutdown", "gracefully shutdown a domain", "virDomainShutdownFlags", "active"),
+    ("reboot", "reboot a domain", "virDomainReboot", "active"),
+    ("suspend", "suspend a domain", "virDomainSuspend", "active"),
+    ("resume", "resume a domain", "virDomainResume", "active"),
+    ("console", "connect to the guest console", "virDomainOpenConsole", "active"),
+    ("autostart", "autostart a domain", "virDomainSetAutostart", "all"),
+    ("edit", "edit XML configuration for a domain", "virDomainDefineXML", "all"),
+    ("desc", "show or set domain's description or title", "virDomainSetMetadata", "all"),
+    ("metadata", "show or set domain's custom XML metadata", "virDomainSetMetadata", "all"),
+    ("domiflist", "list all domain virtual interfaces", "virDomainGetXMLDesc", "all"),
+    ("domblklist", "list all domain blocks", "virDomainGetXMLDesc", "all"),
+    ("nodeinfo", "node information", "virNodeGetInfo", ""),
+    (
+        "domxml-from-native",
+        "Convert native config to domain XML",
+        "virConnectDomainXMLFromNative",
+        "",
+    ),
+    ("setmem", "change memory allocation", "virDomainSetMemoryFlags", "all"),
+    ("setmaxmem", "change maximum memory limit", "virDomainSetMaxMemory", "all"),
+    ("memtune", "Get or set memory parameters", "virDomainGetMemoryParameters", "all"),
+    ("schedinfo", "show/set scheduler parameters", "virDomainGetSchedulerType", "all"),
+    ("blkiotune", "Get or set blkio parameters", "virDomainGetBlkioParameters", "all"),
+    ("dommemstat", "get memory statistics for a domain", "virDomainMemoryStats", "active"),
+    ("cpu-stats", "show domain cpu statistics", "virDomainGetCPUStats", "active"),
+    (
+        "domifaddr",
+        "Get network interfaces' addresses for a running domain",
+        "virDomainInterfaceAddresses",
+        "active",
+    ),
+    ("domifstat", "get network interface stats for a domain", "virDomainInterfaceStats", "active"),
+    ("lxc-enter-namespace", "LXC Guest Enter Namespace", "virDomainLxcEnterNamespace", "active"),
+    ("send-process-signal", "Send signals to processes", "virDomainSendProcessSignal", "active"),
+    ("event", "Domain Events", "virConnectDomainEventRegisterAny", ""),
+    ("attach-device", "attach device from an XML file", "virDomainAttachDeviceFlags", "all"),
+    ("detach-device", "detach device from an XML file", "virDomainDetachDeviceFlags", "all"),
+    ("attach-interface", "attach network interface", "virDomainAttachDeviceFlags", "all"),
+    ("detach-interface", "detach network interface", "virDomainDetachDeviceFlags", "all"),
+)
+
+for _name, _summary, _api, _domains in PENDING:
+    unsupported(_name, _summary, _api, domains=_domains)

@@ -1,0 +1,24 @@
+"""virsh's output layouts, byte for byte, so users' awk and grep keep working."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+
+def table(headers: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
+    """virsh's vshTable: one leading space, columns three spaces apart, the last one
+    unpadded, a rule two dashes longer than the widest line, then a blank line."""
+    widths = [max([len(h), *(len(r[i]) for r in rows)]) for i, h in enumerate(headers)]
+
+    def line(cells: Sequence[str]) -> str:
+        padded = [c.ljust(w) for c, w in zip(cells[:-1], widths, strict=False)]
+        return " " + "   ".join([*padded, cells[-1]])
+
+    total = 1 + sum(widths) + 3 * (len(widths) - 1)
+    out = [line(headers), "-" * (total + 2), *(line(r) for r in rows)]
+    return "\n".join(out) + "\n\n"
+
+
+def fields(pairs: Sequence[tuple[str, str]]) -> str:
+    """dominfo-style rows: `%-15s %s`, then a blank line."""
+    return "".join(f"{k + ':':<15} {v}\n" for k, v in pairs) + "\n"

@@ -1,0 +1,134 @@
+"""One-shot nsvirsh: outputs in virsh's layouts, errors as `error:` lines, exit codes."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import EXAMPLES
+
+UUID = "05621346-d353-4bab-acc3-5004556ddd1a"
+
+
+def nsvirsh(root: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "NSVIRT_DEFAULT_URI": f"lxc:///embed?root={root}"}
+    return subprocess.run([sys.executable, "-m", "nsvirt.shell", *args], capture_output=True,
+                          text=True, env=env, timeout=60)  # fmt: skip
+
+
+@pytest.fixture
+def defined(tmp_path: Path) -> Path:
+    xml = tmp_path / "bench-off.xml"
+    xml.write_text(f"<domain type='lxc'><name>bench-off</name><uuid>{UUID}</uuid>"
+                   "<memory unit='MiB'>64</memory><os><type>exe</type><init>/bin/sh</init>"
+                   "</os><devices><console type='pty'/></devices></domain>")  # fmt: skip
+    proc = nsvirsh(tmp_path, "define", str(xml))
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout == f"Domain 'bench-off' defined from {xml}\n\n"
+    return tmp_path
+
+
+def test_list_empty(tmp_path: Path) -> None:
+    proc = nsvirsh(tmp_path, "list", "--all")
+    assert proc.stdout == " Id   Name   State\n--------------------\n\n"
+    assert proc.returncode == 0
+
+
+def test_list_inactive_layout(defined: Path) -> None:
+    assert nsvirsh(defined, "list").stdout == " Id   Name   State\n--------------------\n\n"
+    assert nsvirsh(defined, "list", "--inactive").stdout == (
+        " Id   Name        State\n----------------------------\n -    bench-off   shut off\n\n"
+    )  # the transcript's layout, byte for byte
+    assert nsvirsh(defined, "list", "--all", "--name").stdout == "bench-off\n\n"
+    assert nsvirsh(defined, "list", "--all", "--uuid").stdout == f"{UUID}\n\n"
+
+
+def test_dominfo_shut_off(defined: Path) -> None:
+    proc = nsvirsh(defined, "dominfo", "bench-off")
+    assert proc.stdout == (
+        "Id:             -\n"
+        "Name:           bench-off\n"
+        f"UUID:           {UUID}\n"
+        "OS Type:        exe\n"
+        "State:          shut off\n"
+        "CPU(s):         1\n"
+        "Max memory:     65536 KiB\n"
+        "Used memory:    65536 KiB\n"
+        "Persistent:     yes\n"
+        "Autostart:      disable\n"
+        "Managed save:   no\n"
+        "Security model: none\n"
+        "Security DOI:   0\n\n"
+    )
+
+
+def test_domstate_domid_domuuid_domname(defined: Path) -> None:
+    assert nsvirsh(defined, "domstate", "bench-off").stdout == "shut off\n\n"
+    assert nsvirsh(defined, "domstate", "--reason", "bench-off").stdout == "shut off (unknown)\n\n"
+    assert nsvirsh(defined, "domid", "bench-off").stdout == "-\n\n"
+    assert nsvirsh(defined, "domuuid", "bench-off").stdout == f"{UUID}\n\n"
+    assert nsvirsh(defined, "domname", UUID).stdout == "bench-off\n\n"
+
+
+def test_dumpxml_matches_libvirt_defaults(defined: Path) -> None:
+    out = nsvirsh(defined, "dumpxml", "bench-off").stdout
+    assert out.startswith("<domain type='lxc'>\n  <name>bench-off</name>\n")
+    assert "    <console type='pty'>\n      <target type='lxc' port='0'/>\n" in out
+    assert "  <vcpu placement='static'>1</vcpu>\n" in out
+
+
+def test_semicolon_separated_commands(defined: Path) -> None:
+    proc = nsvirsh(defined, "domstate bench-off; domuuid bench-off")
+    assert proc.stdout == f"shut off\n\n{UUID}\n\n"
+
+
+@pytest.mark.parametrize(("args", "stderr"), [
+    (["dominfo", "no-such-domain"], "error: failed to get domain 'no-such-domain'\n"),
+    (["undefine", "no-such-domain"], "error: failed to get domain 'no-such-domain'\n"),
+    (["frobnicate"], "error: unknown command: 'frobnicate'\n"),
+    (["list", "--bogus"], "error: command 'list' doesn't support option --bogus\n"),
+    (["dominfo"], "error: command 'dominfo' requires <domain> option\n"),
+    (["start", "bench-off"], "error: this function is not supported by the connection "
+                             "driver: virDomainCreateWithFlags\n"),
+    (["-c", "qemu:///system", "list"], "error: invalid argument: no connection driver "
+                                       "available for: 'qemu:///system'\n"),
+    (["--frob"], "error: unsupported option '--frob'. See --help.\n"),
+])  # fmt: skip
+def test_errors(defined: Path, args: list[str], stderr: str) -> None:
+    proc = nsvirsh(defined, *args)
+    assert (proc.stdout, proc.stderr, proc.returncode) == ("", stderr, 1)
+
+
+def test_define_errors_name_file_and_line(tmp_path: Path) -> None:
+    bad = tmp_path / "bad.xml"
+    bad.write_text("<domain type='lxc'>\n  <name>x</name>\n  <frobnicate/>\n</domain>\n")
+    proc = nsvirsh(tmp_path, "define", str(bad))
+    assert proc.returncode == 1
+    assert proc.stderr == (f"error: Failed to define domain from {bad}\n"
+                           f"error: {bad}:3: /domain/frobnicate: unknown element <frobnicate>"
+                           " in <domain>\n")  # fmt: skip
+    missing = nsvirsh(tmp_path, "define", str(tmp_path / "nope.xml"))
+    assert missing.returncode == 1
+    assert "No such file or directory" in missing.stderr
+    assert "Traceback" not in missing.stderr
+
+
+def test_define_then_duplicate_uuid_error(defined: Path) -> None:
+    other = defined / "other.xml"
+    other.write_text(f"<domain type='lxc'><name>other</name><uuid>{UUID}</uuid>"
+                     "<memory>1024</memory><os><type>exe</type></os></domain>")  # fmt: skip
+    proc = nsvirsh(defined, "define", str(other))
+    assert proc.stderr == (f"error: Failed to define domain from {other}\n"
+                           f"error: operation failed: domain 'bench-off' is already defined "
+                           f"with uuid {UUID}\n")  # fmt: skip
+
+
+def test_all_examples_define(tmp_path: Path) -> None:
+    for xml in sorted(EXAMPLES.glob("*.xml")):
+        proc = nsvirsh(tmp_path, "define", str(xml))
+        assert proc.returncode == 0, proc.stderr
+    assert len(nsvirsh(tmp_path, "list", "--all", "--name").stdout.split()) == 6
