@@ -23,9 +23,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from nsvirt.driver import xmlio  # noqa: E402
-from nsvirt.driver.errors import XMLError  # noqa: E402
-from tests.unit.test_bad_input import CASES  # noqa: E402
+from nsvirt.driver import xmlio
+from nsvirt.driver.errors import XMLError
+from tests.unit.test_bad_input import CASES
 
 LIMIT_S = 1.0
 
