@@ -1,29 +1,41 @@
 """The public API: Connection and Domain, named after libvirt-python's.
 
 connect(uri)            virConnectOpen / libvirt.open
-Connection.define_xml   defineXML
+Connection.define_xml   defineXML          Connection.create_xml   createXML
 lookup_by_name / _uuid  lookupByName / lookupByUUIDString
 list_all                listAllDomains
-Domain.xml_desc         XMLDesc
-Domain.undefine         undefine
+Domain.create           create             Domain.destroy          destroy
+Domain.shutdown         shutdownFlags      Domain.reboot           reboot
+Domain.suspend/resume   suspend/resume     Domain.undefine         undefine
+Domain.xml_desc         XMLDesc            Domain.info / state     info / state
+Domain.id / uuid / name ID / UUIDString / name
 """
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
-import platform
+import select
 import uuid as uuidlib
 from dataclasses import dataclass, replace
 from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
 
 from nsvirt.driver import model as m
-from nsvirt.driver import store
-from nsvirt.driver.errors import InvalidURI, NoDomainError, OperationFailed
+from nsvirt.driver import runstate, store
+from nsvirt.driver.errors import (
+    DriverError,
+    InternalError,
+    InvalidURI,
+    NoDomainError,
+    OperationFailed,
+    OperationInvalid,
+)
 from nsvirt.driver.state import DomainState
 
 DEFAULT_URI = "lxc:///system"
+SHUTDOWN_TIMEOUT = 30.0  # seconds an init gets to stop before it is destroyed
 
 # Guest arches an exe container can run on each host arch (libvirt's capabilities).
 _COMPAT_ARCHES = {
@@ -64,6 +76,8 @@ def connect(uri: str | None = None) -> Connection:
 
 
 def host_arch() -> str:
+    import platform
+
     machine = platform.machine()
     return {"amd64": "x86_64", "arm64": "aarch64"}.get(machine, machine)
 
@@ -83,6 +97,15 @@ class Connection:
             return ""
         return hashlib.sha256(str(self.paths.root).encode()).hexdigest()[:8]
 
+    def default_partition(self) -> str:
+        return f"/nsvirt-{self.tag}" if self.tag else "/nsvirt"
+
+    def partition_for(self, dom: m.DomainDef) -> str:
+        """The cgroup partition: <resource><partition>, kept inside this root's own tree."""
+        if dom.partition is None:
+            return self.default_partition()
+        return (self.default_partition() + dom.partition) if self.tag else dom.partition
+
     # ------------------------------------------------------------ definitions
 
     def define_xml(self, xml: str | bytes, source: str = "") -> Domain:
@@ -97,6 +120,24 @@ class Connection:
             with store.locked(self.paths.lock(dom.name)):
                 store.write_atomic(self.paths.config(dom.name), xmlio.format(dom).encode())
         return Domain(self, dom.name, dom.uuid)
+
+    def create_xml(self, xml: str | bytes, source: str = "") -> Domain:
+        """Start a transient domain: it has a run entry and no persistent definition."""
+        from nsvirt.driver import xmlio
+
+        data = xml.encode() if isinstance(xml, str) else xml
+        dom = self._with_host_defaults(xmlio.parse(data, source=source))
+        self.paths.ensure()
+        with store.locked(self.paths.run_dir / ".define.lock"):
+            for other in self.list_all():
+                if other.name == dom.name or other.uuid == dom.uuid:
+                    raise OperationFailed(
+                        f"domain '{other.name}' already exists with uuid {other.uuid}"
+                    )
+            domain = Domain(self, dom.name, dom.uuid)
+            with store.locked(self.paths.lock(dom.name)):
+                domain._start(dom, persistent=False)
+        return domain
 
     def _with_host_defaults(self, dom: m.DomainDef) -> m.DomainDef:
         arch = host_arch()
@@ -125,17 +166,24 @@ class Connection:
     # ------------------------------------------------------------ look-ups
 
     def list_all(self) -> list[Domain]:
-        """Every domain this connection knows, by name (libvirt's listAllDomains)."""
-        return [
-            Domain(self, name, _read_uuid(self.paths.config(name)))
-            for name in self.paths.persistent_names()
-        ]
+        """Every domain this connection knows: defined ones and running transient ones."""
+        names = set(self.paths.persistent_names()) | set(self.paths.running_names())
+        found = []
+        for name in sorted(names):
+            with contextlib.suppress(NoDomainError):
+                found.append(self.lookup_by_name(name))
+        return found
 
     def lookup_by_name(self, name: str) -> Domain:
-        path = self.paths.config(name)
-        if "/" in name or not name or not path.is_file():
+        if not name or "/" in name or name.startswith("."):
             raise NoDomainError(name)
-        return Domain(self, name, _read_uuid(path))
+        config = self.paths.config(name)
+        if config.is_file():
+            return Domain(self, name, _read_uuid(config))
+        state = runstate.read(self.paths, name)
+        if runstate.is_live(state) and state.get("uuid"):
+            return Domain(self, name, state["uuid"])
+        raise NoDomainError(name)
 
     def lookup_by_uuid(self, uuid: str) -> Domain:
         try:
@@ -148,6 +196,29 @@ class Connection:
             if dom.uuid == wanted:
                 return dom
         raise NoDomainError(uuid, f"Domain not found: no domain with matching uuid '{uuid}'")
+
+    def lookup_by_id(self, id_: int) -> Domain:
+        for dom in self.list_all():
+            if dom.id == id_ and id_ > 0:
+                return dom
+        raise NoDomainError(str(id_), f"Domain not found: no domain with matching id {id_}")
+
+    def autostart_all(self) -> list[tuple[str, DriverError | None]]:
+        """Start every domain marked autostart that is not running (for boot)."""
+        results: list[tuple[str, DriverError | None]] = []
+        try:
+            links = sorted(p.name[:-4] for p in self.paths.autostart_dir.glob("*.xml"))
+        except OSError:
+            links = []
+        for name in links:
+            try:
+                dom = self.lookup_by_name(name)
+                if not dom.is_active():
+                    dom.create()
+                results.append((name, None))
+            except DriverError as e:
+                results.append((name, e))
+        return results
 
 
 def _read_uuid(path: Path) -> str:
@@ -187,50 +258,301 @@ class Domain:
     def __hash__(self) -> int:
         return hash((self.conn.uri, self.uuid))
 
+    # ------------------------------------------------------------ runtime state
+
+    def _runtime(self) -> dict | None:
+        """The live runtime state, after cleaning up if its supervisor died."""
+        paths = self.conn.paths
+        state = runstate.read(paths, self.name)
+        if not runstate.is_live(state) or runstate.supervisor_alive(state):
+            return state
+        with store.locked(paths.lock(self.name)):
+            state = runstate.read(paths, self.name)  # re-read: another client may have
+            if runstate.is_live(state) and not runstate.supervisor_alive(state):
+                runstate.clean_after_dead_supervisor(paths, self.name, state)
+            return runstate.read(paths, self.name)
+
+    def _live(self) -> dict:
+        state = self._runtime()
+        if not runstate.is_live(state):
+            raise OperationInvalid("domain is not running")
+        assert state is not None
+        return state
+
     def is_persistent(self) -> bool:
         return self.conn.paths.config(self.name).is_file()
 
     def is_active(self) -> bool:
-        return False  # running domains arrive with the driver core
+        return runstate.is_live(self._runtime())
 
     @property
     def id(self) -> int:
         """libvirt's ID(): the supervisor's pid while running, -1 otherwise."""
-        return -1
+        state = self._runtime()
+        return state["supervisor_pid"] if runstate.is_live(state) else -1
 
     def state(self) -> tuple[DomainState, int]:
         """(state, reason) as libvirt's virDomainGetState."""
-        return DomainState.SHUTOFF, 0
+        return runstate.state_of(self._runtime())
+
+    def init_pid(self) -> int:
+        """The host pid of the container's init (pid 1 inside)."""
+        return self._live()["init_pid"]
 
     def info(self) -> DomainInfo:
         """libvirt's virDomainGetInfo: state, memory (KiB), vCPUs, CPU time (ns)."""
         dom = self.definition()
-        state, _ = self.state()
-        return DomainInfo(state, dom.memory, dom.current_memory, dom.vcpus, 0)
+        state = self._runtime()
+        st, _ = runstate.state_of(state)
+        if not runstate.is_live(state):
+            return DomainInfo(st, dom.memory, dom.current_memory, dom.vcpus, 0)
+        from nsvirt.driver.runtime.cgroups import CgroupError, backend_from_state
 
-    def autostart(self) -> bool:
-        return self.conn.paths.autostart_link(self.name).is_symlink()
+        try:
+            cg = backend_from_state(state)
+            used, cpu = cg.memory_usage() // 1024, cg.cpu_time_ns()
+        except (CgroupError, OSError, ValueError):
+            used, cpu = 0, 0
+        return DomainInfo(st, dom.memory, used, dom.vcpus, cpu)
+
+    def cgroup_dirs(self) -> dict[str, str]:
+        """The container's cgroup directories, by controller."""
+        return dict(self._live()["cgroup"])
+
+    def console_ttys(self) -> list[str]:
+        return list(self._live()["consoles"])
+
+    # ------------------------------------------------------------ definition
 
     def xml_desc(self, inactive: bool = False) -> str:
-        """The domain's XML as dumpxml prints it."""
-        try:
-            return self.conn.paths.config(self.name).read_text()
-        except FileNotFoundError:
-            raise NoDomainError(self.name) from None
+        """The domain's XML as dumpxml prints it (the live one while running)."""
+        paths = self.conn.paths
+        sources = [paths.config(self.name)]
+        if not inactive and self.is_active():
+            sources.insert(0, paths.live_xml(self.name))
+        for path in sources:
+            with contextlib.suppress(FileNotFoundError):
+                return path.read_text()
+        raise NoDomainError(self.name)
 
-    def definition(self) -> m.DomainDef:
-        """The stored definition as a model (parsed without the schema: nsvirt wrote it)."""
+    def definition(self, inactive: bool = False) -> m.DomainDef:
+        """The definition as a model (parsed without the schema: nsvirt wrote it)."""
         from nsvirt.driver import xmlio
 
-        return xmlio.parse_trusted(
-            self.xml_desc().encode(), source=str(self.conn.paths.config(self.name))
-        )
+        return xmlio.parse_trusted(self.xml_desc(inactive).encode(), source=self.name)
 
     def undefine(self) -> None:
-        """Remove the persistent definition and its autostart link."""
+        """Remove the persistent definition; a running domain goes on, as transient."""
         paths = self.conn.paths
         paths.ensure()
         with store.locked(paths.run_dir / ".define.lock"), store.locked(paths.lock(self.name)):
             store.remove(paths.autostart_link(self.name))
             if not store.remove(paths.config(self.name)):
                 raise NoDomainError(self.name)
+            state = runstate.read(paths, self.name)
+            if not runstate.is_live(state):
+                store.remove(paths.state(self.name))
+
+    def autostart(self) -> bool:
+        return self.conn.paths.autostart_link(self.name).is_symlink()
+
+    def set_autostart(self, enabled: bool) -> None:
+        paths = self.conn.paths
+        if not self.is_persistent():
+            raise OperationInvalid("cannot set autostart for transient domain")
+        link = paths.autostart_link(self.name)
+        if enabled and not link.is_symlink():
+            link.symlink_to(Path("..") / f"{self.name}.xml")
+        elif not enabled:
+            store.remove(link)
+
+    # ------------------------------------------------------------ lifecycle
+
+    def create(self) -> None:
+        """Start the defined domain (libvirt's virDomainCreate)."""
+        paths = self.conn.paths
+        paths.ensure()
+        with store.locked(paths.lock(self.name)):
+            if runstate.is_live(self._runtime_unlocked()):
+                raise OperationInvalid("domain is already running")
+            dom = self.definition(inactive=True)
+            self._start(dom, persistent=True)
+
+    def _runtime_unlocked(self) -> dict | None:
+        paths = self.conn.paths
+        state = runstate.read(paths, self.name)
+        if runstate.is_live(state) and not runstate.supervisor_alive(state):
+            runstate.clean_after_dead_supervisor(paths, self.name, state)
+            state = runstate.read(paths, self.name)
+        return state
+
+    def _start(self, dom: m.DomainDef, *, persistent: bool) -> None:
+        """Plan, launch, and write the live XML. The caller holds the domain lock."""
+        from nsvirt.driver import hostfacts, launcher, plan, xmlformat
+
+        facts = hostfacts.detect()
+        join = self._namespaces_to_join(dom)
+        launch_plan = plan.build(dom, facts, partition=self.conn.partition_for(dom), join=join)
+        try:
+            info = launcher.launch(self.conn.paths, launch_plan, persistent=persistent)
+        except launcher.StartFailed as e:
+            raise InternalError(str(e)) from None
+        consoles = tuple(
+            replace(c, tty=tty, alias=f"console{i}")
+            for i, (c, tty) in enumerate(
+                zip(_consoles_or_default(dom), info["consoles"], strict=False)
+            )
+        )
+        live = replace(dom, id=info["pid"], devices=replace(dom.devices, consoles=consoles))
+        store.write_atomic(
+            self.conn.paths.live_xml(self.name), xmlformat.format_domain(live).encode()
+        )
+
+    def _namespaces_to_join(self, dom: m.DomainDef) -> tuple[tuple[str, str], ...]:
+        """Resolve <lxc:namespace> sharing to namespace files, checking they exist."""
+        from nsvirt.driver.errors import Unsupported
+
+        out = []
+        for share in dom.shared_namespaces:
+            if share.type == "netns":
+                path = f"/run/netns/{share.value}"
+            elif share.type == "pid":
+                path = f"/proc/{share.value}/ns/{share.kind}"
+            else:  # another container of this connection, by name
+                other = self.conn.lookup_by_name(share.value)
+                path = f"/proc/{other.init_pid()}/ns/{share.kind}"
+            if not os.path.exists(path):
+                raise Unsupported(f"cannot share the {share.kind} namespace: {path} does not exist")
+            out.append((share.kind, path))
+        return tuple(out)
+
+    def _call(self, request: dict, timeout: float = 60.0) -> dict:
+        from nsvirt.driver.supervisor import protocol
+
+        try:
+            return protocol.call(self.conn.paths.socket(self.name), request, timeout)
+        except protocol.ProtocolError as e:
+            raise OperationFailed(str(e)) from None
+        except (ConnectionError, FileNotFoundError, TimeoutError) as e:
+            raise InternalError(f"cannot reach the supervisor of '{self.name}': {e}") from None
+
+    def destroy(self) -> None:
+        """Kill every process of the container at once and tear it down."""
+        self._live()
+        try:
+            self._call({"op": "destroy"})
+        except InternalError:
+            if self.is_active():  # not a supervisor that just finished stopping
+                raise
+
+    def shutdown(
+        self, mode: str | None = None, timeout: float = SHUTDOWN_TIMEOUT, wait: bool = False
+    ) -> None:
+        """Ask init to stop (`signal`: SIGTERM, or SIGRTMIN+4 for systemd; `initctl`);
+        destroy it if it has not stopped after `timeout` seconds."""
+        self._live()
+        self._call(
+            {"op": "shutdown", "mode": mode, "timeout": timeout, "wait": wait},
+            timeout=timeout + 60 if wait else 60,
+        )
+
+    def reboot(
+        self, mode: str | None = None, timeout: float = SHUTDOWN_TIMEOUT, wait: bool = False
+    ) -> None:
+        """Stop init as shutdown does, then start the container again (new init)."""
+        self._live()
+        self._call(
+            {"op": "reboot", "mode": mode, "timeout": timeout, "wait": wait},
+            timeout=timeout + 60 if wait else 60,
+        )
+
+    def suspend(self) -> None:
+        """Freeze every process of the container."""
+        if self.state()[0] == DomainState.PAUSED:
+            raise OperationInvalid("domain is already paused")
+        self._live()
+        self._call({"op": "suspend"})
+
+    def resume(self) -> None:
+        if self.state()[0] != DomainState.PAUSED:
+            raise OperationInvalid("domain is not paused")
+        self._call({"op": "resume"})
+
+    def wait_for_shutoff(self, timeout: float) -> bool:
+        """Block until the supervisor has exited (pidfd), at most `timeout` seconds."""
+        state = runstate.read(self.conn.paths, self.name)
+        if not runstate.is_live(state) or not runstate.supervisor_alive(state):
+            return True
+        try:
+            fd = os.pidfd_open(state["supervisor_pid"])
+        except ProcessLookupError:
+            return True
+        try:
+            return bool(select.select([fd], [], [], timeout)[0])
+        finally:
+            os.close(fd)
+
+    def open_console(self, force: bool = False, port: int = 0) -> ConsoleStream:
+        """Attach to a console: read its output, write input, forward the window size."""
+        from nsvirt.driver.supervisor import protocol
+
+        self._live()
+        try:
+            sock = protocol.connect(self.conn.paths.socket(self.name))
+        except OSError as e:
+            raise InternalError(f"cannot reach the supervisor of '{self.name}': {e}") from None
+        sock.sendall(protocol.encode({"op": "console", "force": force, "port": port}))
+        reply = protocol.decode(protocol.read_line(sock, 30.0) or b'{"v":1,"ok":false}')
+        if not reply.get("ok"):
+            sock.close()
+            raise OperationFailed(
+                reply.get("error", "console unavailable").removeprefix("operation failed: ")
+            )
+        sock.settimeout(None)
+        return ConsoleStream(sock)
+
+
+def _consoles_or_default(dom: m.DomainDef) -> tuple[m.CharDevice, ...]:
+    return dom.devices.consoles or (m.CharDevice(port=0),)
+
+
+class ConsoleStream:
+    """A console session: `read()` output, `write()` input, `resize()`, `close()`."""
+
+    def __init__(self, sock: object) -> None:
+        import socket
+
+        assert isinstance(sock, socket.socket)
+        self.sock = sock
+
+    def fileno(self) -> int:
+        return self.sock.fileno()
+
+    def read(self, size: int = 65536) -> bytes:
+        """Output bytes; b"" when the console session ended."""
+        try:
+            return self.sock.recv(size)
+        except ConnectionResetError:
+            return b""
+
+    def write(self, data: bytes) -> None:
+        from nsvirt.driver.supervisor import protocol
+
+        self.sock.sendall(protocol.frame(protocol.FRAME_DATA, data))
+
+    def resize(self, rows: int, cols: int) -> None:
+        import json
+
+        from nsvirt.driver.supervisor import protocol
+
+        payload = json.dumps({"rows": rows, "cols": cols}).encode()
+        self.sock.sendall(protocol.frame(protocol.FRAME_WINSIZE, payload))
+
+    def close(self) -> None:
+        self.sock.close()
+
+    def __enter__(self) -> ConsoleStream:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()

@@ -49,9 +49,20 @@ def parse_options(argv: list[str]) -> tuple[Options, list[str]]:
     """Split virsh's global options from the command words that follow them."""
     opts = Options()
     i = 0
-    takes_value = {"-c": "uri", "--connect": "uri", "-e": "escape", "--escape": "escape",
-                   "-d": "debug", "--debug": "debug", "-k": None, "--keepalive-interval": None,
-                   "-K": None, "--keepalive-count": None, "-l": None, "--log": None}  # fmt: skip
+    takes_value = {
+        "-c": "uri",
+        "--connect": "uri",
+        "-e": "escape",
+        "--escape": "escape",
+        "-d": "debug",
+        "--debug": "debug",
+        "-k": None,
+        "--keepalive-interval": None,
+        "-K": None,
+        "--keepalive-count": None,
+        "-l": None,
+        "--log": None,
+    }
     while i < len(argv):
         arg = argv[i]
         if arg == "--":
@@ -138,8 +149,9 @@ def _help(ctx: Context, words: list[str]) -> int:
     return 0
 
 
-def main(argv: list[str] | None = None, out: TextIO | None = None,
-         err: TextIO | None = None) -> int:  # fmt: skip
+def main(
+    argv: list[str] | None = None, out: TextIO | None = None, err: TextIO | None = None
+) -> int:
     out = out or sys.stdout
     err = err or sys.stderr
     argv = sys.argv[1:] if argv is None else argv
@@ -159,8 +171,12 @@ def main(argv: list[str] | None = None, out: TextIO | None = None,
     except parse.UnbalancedQuote as e:
         return report(ShellError(str(e)), err)
     if not commands:
-        return report(ShellError("the interactive shell is not built yet: give a command, "
-                                 "e.g. 'nsvirsh help'"), err)  # fmt: skip
+        return report(
+            ShellError(
+                "the interactive shell is not built yet: give a command, e.g. 'nsvirsh help'"
+            ),
+            err,
+        )
     if commands[0][0] == "help":
         return _help(ctx, commands[0])
     return run_line(ctx, commands, err, opts.debug)

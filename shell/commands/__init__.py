@@ -67,8 +67,9 @@ class Command:
     aliases: tuple[str, ...] = field(default=())
 
     def parser(self) -> VirshArgumentParser:
-        p = VirshArgumentParser(prog=self.name, description=self.summary, add_help=False,
-                                exit_on_error=False)  # fmt: skip
+        p = VirshArgumentParser(
+            prog=self.name, description=self.summary, add_help=False, exit_on_error=False
+        )
         p.add_argument("--help", "-h", action="store_true", help="show this help")
         self.configure(p)
         return p
@@ -77,8 +78,13 @@ class Command:
 COMMANDS: dict[str, Command] = {}
 
 
-def command(name: str, summary: str, configure: Callable[[argparse.ArgumentParser], None],
-            *, domains: str = "") -> Callable[[Runner], Runner]:  # fmt: skip
+def command(
+    name: str,
+    summary: str,
+    configure: Callable[[argparse.ArgumentParser], None],
+    *,
+    domains: str = "",
+) -> Callable[[Runner], Runner]:
     """Register the decorated function as the command `name`."""
 
     def register(run: Runner) -> Runner:

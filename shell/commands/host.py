@@ -30,8 +30,11 @@ def version(ctx: Context, args: argparse.Namespace) -> int:
     from nsvirt.driver import __version__
 
     kernel = os.uname().release.split("-")[0]
-    print(f"Compiled against library: nsvirt {__version__}\n"
-          f"Using library: nsvirt {__version__}\n"
-          f"Using API: LXC {__version__}\n"
-          f"Running hypervisor: LXC {kernel}\n", file=ctx.out)  # fmt: skip
+    print(
+        f"Compiled against library: nsvirt {__version__}\n"
+        f"Using library: nsvirt {__version__}\n"
+        f"Using API: LXC {__version__}\n"
+        f"Running hypervisor: LXC {kernel}\n",
+        file=ctx.out,
+    )
     return 0

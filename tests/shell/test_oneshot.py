@@ -16,16 +16,23 @@ UUID = "05621346-d353-4bab-acc3-5004556ddd1a"
 
 def nsvirsh(root: Path, *args: str) -> subprocess.CompletedProcess[str]:
     env = {**os.environ, "NSVIRT_DEFAULT_URI": f"lxc:///embed?root={root}"}
-    return subprocess.run([sys.executable, "-m", "nsvirt.shell", *args], capture_output=True,
-                          text=True, env=env, timeout=60)  # fmt: skip
+    return subprocess.run(
+        [sys.executable, "-m", "nsvirt.shell", *args],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=60,
+    )
 
 
 @pytest.fixture
 def defined(tmp_path: Path) -> Path:
     xml = tmp_path / "bench-off.xml"
-    xml.write_text(f"<domain type='lxc'><name>bench-off</name><uuid>{UUID}</uuid>"
-                   "<memory unit='MiB'>64</memory><os><type>exe</type><init>/bin/sh</init>"
-                   "</os><devices><console type='pty'/></devices></domain>")  # fmt: skip
+    xml.write_text(
+        f"<domain type='lxc'><name>bench-off</name><uuid>{UUID}</uuid>"
+        "<memory unit='MiB'>64</memory><os><type>exe</type><init>/bin/sh</init>"
+        "</os><devices><console type='pty'/></devices></domain>"
+    )
     proc = nsvirsh(tmp_path, "define", str(xml))
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout == f"Domain 'bench-off' defined from {xml}\n\n"
@@ -108,9 +115,11 @@ def test_define_errors_name_file_and_line(tmp_path: Path) -> None:
     bad.write_text("<domain type='lxc'>\n  <name>x</name>\n  <frobnicate/>\n</domain>\n")
     proc = nsvirsh(tmp_path, "define", str(bad))
     assert proc.returncode == 1
-    assert proc.stderr == (f"error: Failed to define domain from {bad}\n"
-                           f"error: {bad}:3: /domain/frobnicate: unknown element <frobnicate>"
-                           " in <domain>\n")  # fmt: skip
+    assert proc.stderr == (
+        f"error: Failed to define domain from {bad}\n"
+        f"error: {bad}:3: /domain/frobnicate: unknown element <frobnicate>"
+        " in <domain>\n"
+    )
     missing = nsvirsh(tmp_path, "define", str(tmp_path / "nope.xml"))
     assert missing.returncode == 1
     assert "No such file or directory" in missing.stderr
@@ -119,12 +128,16 @@ def test_define_errors_name_file_and_line(tmp_path: Path) -> None:
 
 def test_define_then_duplicate_uuid_error(defined: Path) -> None:
     other = defined / "other.xml"
-    other.write_text(f"<domain type='lxc'><name>other</name><uuid>{UUID}</uuid>"
-                     "<memory>1024</memory><os><type>exe</type></os></domain>")  # fmt: skip
+    other.write_text(
+        f"<domain type='lxc'><name>other</name><uuid>{UUID}</uuid>"
+        "<memory>1024</memory><os><type>exe</type></os></domain>"
+    )
     proc = nsvirsh(defined, "define", str(other))
-    assert proc.stderr == (f"error: Failed to define domain from {other}\n"
-                           f"error: operation failed: domain 'bench-off' is already defined "
-                           f"with uuid {UUID}\n")  # fmt: skip
+    assert proc.stderr == (
+        f"error: Failed to define domain from {other}\n"
+        f"error: operation failed: domain 'bench-off' is already defined "
+        f"with uuid {UUID}\n"
+    )
 
 
 def test_all_examples_define(tmp_path: Path) -> None:

@@ -32,9 +32,22 @@ def test_editable_install_finds_schemas() -> None:
 
 
 def test_built_wheel_imports_and_finds_schemas(tmp_path: Path) -> None:
-    subprocess.run([sys.executable, "-m", "pip", "wheel", "--quiet", "--no-deps",
-                    "--wheel-dir", str(tmp_path / "dist"), str(REPO)],
-                   check=True, capture_output=True, timeout=300)  # fmt: skip
+    subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "wheel",
+            "--quiet",
+            "--no-deps",
+            "--wheel-dir",
+            str(tmp_path / "dist"),
+            str(REPO),
+        ],
+        check=True,
+        capture_output=True,
+        timeout=300,
+    )
     (wheel,) = (tmp_path / "dist").glob("nsvirt-*.whl")
     with zipfile.ZipFile(wheel) as zf:
         names = zf.namelist()
@@ -49,7 +62,8 @@ def test_built_wheel_imports_and_finds_schemas(tmp_path: Path) -> None:
     # -S: no .pth files, so the editable install of this checkout stays out of the way
     unpacked = str(tmp_path / "unpacked")
     code = CHECK.format(wheel=unpacked, site=sysconfig.get_paths()["purelib"])
-    proc = subprocess.run([sys.executable, "-S", "-c", code], capture_output=True, text=True,
-                          cwd=tmp_path, timeout=60)  # fmt: skip
+    proc = subprocess.run(
+        [sys.executable, "-S", "-c", code], capture_output=True, text=True, cwd=tmp_path, timeout=60
+    )
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.strip().endswith(" w")

@@ -1,0 +1,103 @@
+"""Start a supervisor for a launch plan and wait for its word: running, or why not.
+
+Never sleeps-and-polls: the supervisor answers on a socketpair, and a
+supervisor that dies answers with EOF. A failed start leaves nothing behind:
+what the supervisor could not clean (because it was killed) is cleaned here.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import socket
+import subprocess
+import sys
+
+from nsvirt.driver import runstate, store
+from nsvirt.driver.errors import InternalError
+from nsvirt.driver.plan import LaunchPlan
+from nsvirt.driver.supervisor import protocol
+
+START_TIMEOUT = 60.0  # a bound on waiting for the handshake, not a delay
+
+
+class StartFailed(Exception):
+    """The supervisor reported why the container could not start."""
+
+
+def launch(paths: store.Paths, plan: LaunchPlan, *, persistent: bool) -> dict:
+    """Start the supervisor; return its handshake ({"pid", "init_pid", "consoles"})."""
+    paths.ensure()
+    name = plan.name
+    config = {
+        "plan": plan.to_json(),
+        "persistent": persistent,
+        "paths": {
+            "state": str(paths.state(name)),
+            "socket": str(paths.socket(name)),
+            "live_xml": str(paths.live_xml(name)),
+            "mountpoint": str(runstate.mountpoint(paths, name)),
+        },
+    }
+    store.remove(paths.state(name))  # the last run's reason is history now
+    ours, theirs = socket.socketpair()
+    log_fd = os.open(paths.log(name), os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o600)
+    try:
+        starter = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "nsvirt.driver.supervisor",
+                "--detach",
+                "--handshake-fd",
+                str(theirs.fileno()),
+            ],
+            stdin=subprocess.PIPE,
+            stdout=log_fd,
+            stderr=log_fd,
+            pass_fds=(theirs.fileno(),),
+            start_new_session=True,
+            cwd="/",
+        )
+    finally:
+        os.close(log_fd)
+        theirs.close()
+    try:
+        assert starter.stdin is not None
+        with contextlib.suppress(BrokenPipeError):
+            starter.stdin.write(json.dumps(config).encode())
+            starter.stdin.close()
+        starter.wait()  # exits as soon as it has forked the real supervisor
+        try:
+            line = protocol.read_line(ours, START_TIMEOUT).decode(errors="replace").strip()
+        except TimeoutError:
+            line = ""
+    finally:
+        ours.close()
+    if line.startswith("running "):
+        return json.loads(line.removeprefix("running "))
+    _clean_failed_start(paths, plan)
+    if line.startswith("error: "):
+        raise StartFailed(line.removeprefix("error: "))
+    raise InternalError(f"the supervisor of '{name}' died during start (see {paths.log(name)})")
+
+
+def _clean_failed_start(paths: store.Paths, plan: LaunchPlan) -> None:
+    """Remove what a supervisor that failed, or was killed, during start left behind."""
+    from nsvirt.driver.hostfacts import HostFacts
+    from nsvirt.driver.runtime.cgroups import CgroupError, backend
+
+    with contextlib.suppress(CgroupError, OSError):
+        cg = backend(HostFacts.from_dict(plan.facts), plan.cgroup_partition, plan.cgroup_name)
+        cg.kill_all()
+        cg.destroy()
+    state = runstate.read(paths, plan.name)
+    if state and runstate.is_live(state) and runstate.supervisor_alive(state):
+        # killed between writing its state and answering: stop it, then clean
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(state["supervisor_pid"], 9)
+    for path in (paths.socket(plan.name), paths.live_xml(plan.name), paths.state(plan.name)):
+        store.remove(path)
+    with contextlib.suppress(OSError):
+        os.rmdir(runstate.mountpoint(paths, plan.name))

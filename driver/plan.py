@@ -1,0 +1,354 @@
+"""DomainDef + HostFacts → LaunchPlan: everything the supervisor will do, as data.
+
+Pure: no I/O, no syscalls. The plan is JSON-serialisable (it crosses a pipe
+to the supervisor, which must not need lxml) and carries a format version,
+because a supervisor may outlive an upgrade of the package.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field
+
+from nsvirt.driver import model as m
+from nsvirt.driver.errors import Unsupported
+from nsvirt.driver.hostfacts import HostFacts
+from nsvirt.driver.units import format_cpuset, parse_cpuset
+
+PLAN_FORMAT = 1
+
+# Every capability the kernel knows, by libvirt's names (kernel order).
+ALL_CAPS = (
+    "chown", "dac_override", "dac_read_search", "fowner", "fsetid", "kill", "setgid",
+    "setuid", "setpcap", "linux_immutable", "net_bind_service", "net_broadcast",
+    "net_admin", "net_raw", "ipc_lock", "ipc_owner", "sys_module", "sys_rawio",
+    "sys_chroot", "sys_ptrace", "sys_pacct", "sys_admin", "sys_boot", "sys_nice",
+    "sys_resource", "sys_time", "sys_tty_config", "mknod", "lease", "audit_write",
+    "audit_control", "setfcap", "mac_override", "mac_admin", "syslog", "wake_alarm",
+    "block_suspend", "audit_read", "perfmon", "bpf", "checkpoint_restore",
+)  # fmt: skip
+# libvirt's default policy drops these (SYS_BOOT is kept: reboot(2) is namespaced
+# in a pid namespace, so it restarts the container, not the host).
+DEFAULT_DROPPED_CAPS = ("sys_module", "sys_time", "mknod", "audit_control", "mac_admin")
+
+# libvirt's default device whitelist: null zero full random urandom tty ptmx fuse, ptys
+DEFAULT_DEVICES = (
+    ("c", 1, 3), ("c", 1, 5), ("c", 1, 7), ("c", 1, 8), ("c", 1, 9), ("c", 5, 0),
+    ("c", 5, 2), ("c", 10, 229), ("c", 136, None),
+)  # fmt: skip
+# the nodes created in the container's /dev (name, type, major, minor)
+DEV_NODES = (
+    ("null", "c", 1, 3), ("zero", "c", 1, 5), ("full", "c", 1, 7), ("random", "c", 1, 8),
+    ("urandom", "c", 1, 9), ("tty", "c", 5, 0),
+)  # fmt: skip
+DEV_SYMLINKS = (
+    ("fd", "/proc/self/fd"), ("stdin", "/proc/self/fd/0"), ("stdout", "/proc/self/fd/1"),
+    ("stderr", "/proc/self/fd/2"), ("ptmx", "pts/ptmx"),
+)  # fmt: skip
+# hidden from the container (runc's defaults): files get /dev/null, directories a tmpfs
+MASKED_PATHS = (
+    "/proc/acpi", "/proc/kcore", "/proc/keys", "/proc/latency_stats", "/proc/timer_list",
+    "/proc/timer_stats", "/proc/sched_debug", "/proc/scsi", "/sys/firmware",
+)  # fmt: skip
+READONLY_PATHS = ("/proc/bus", "/proc/fs", "/proc/irq", "/proc/sys", "/proc/sysrq-trigger")
+
+DEFAULT_INIT = "/sbin/init"
+DEFAULT_PATH = "/bin:/usr/bin"
+
+
+@dataclass(frozen=True, slots=True)
+class MountOp:
+    """One step of building the container's filesystem tree, in order.
+
+    kind: bind | tmpfs | proc | sysfs | devpts | mqueue | cgroups | mask | readonly
+    """
+
+    kind: str
+    dest: str  # path inside the container
+    source: str | None = None  # host path for binds
+    options: str = ""  # filesystem data (tmpfs size, devpts mode, ...)
+    readonly: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class DeviceRule:
+    type: str  # c | b | a
+    major: int | None  # None: any
+    minor: int | None
+    access: str  # any of r, w, m
+
+    def v1(self) -> str:
+        """The rule as the v1 devices.allow file reads it: `c 1:3 rwm`."""
+        star = "*"
+        if self.type == "a":
+            return "a"
+        return (
+            f"{self.type} {star if self.major is None else self.major}:"
+            f"{star if self.minor is None else self.minor} {self.access}"
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class DevNode:
+    name: str  # under /dev
+    type: str
+    major: int
+    minor: int
+    mode: int = 0o666
+
+
+@dataclass(frozen=True, slots=True)
+class Limits:
+    """Cgroup settings, backend-neutral (each backend maps them to its files)."""
+
+    memory_limit: int | None = None  # bytes
+    memory_soft_limit: int | None = None
+    memory_swap_limit: int | None = None  # memory + swap, bytes (v1's memsw)
+    cpu_shares: int | None = None
+    cpu_period: int | None = None  # µs
+    cpu_quota: int | None = None  # µs, -1: none
+    cpuset_cpus: str | None = None
+    cpuset_mems: str | None = None
+    blkio_weight: int | None = None
+    pids_max: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class LaunchPlan:
+    name: str
+    uuid: str
+    hostname: str | None  # None: the UTS namespace is shared
+    namespaces: tuple[str, ...]  # unshared, in this order (user first)
+    join: tuple[tuple[str, str], ...]  # (kind, /proc/PID/ns/... or /run/netns/...)
+    uid_map: tuple[m.IdMap, ...]
+    gid_map: tuple[m.IdMap, ...]
+    root: str  # host directory that becomes "/" ("/" = the host's root, shared)
+    root_readonly: bool
+    mounts: tuple[MountOp, ...]
+    dev_nodes: tuple[DevNode, ...]
+    dev_symlinks: tuple[tuple[str, str], ...]
+    device_rules: tuple[DeviceRule, ...]
+    limits: Limits
+    cgroup_partition: str
+    cgroup_name: str
+    keep_caps: tuple[str, ...]
+    init: str
+    argv: tuple[str, ...]
+    env: tuple[tuple[str, str], ...]
+    cwd: str
+    user: str | None
+    group: str | None
+    consoles: int
+    privnet: bool
+    on_poweroff: str
+    on_reboot: str
+    on_crash: str
+    shutdown_signal: str
+    format: int = PLAN_FORMAT
+    facts: dict = field(default_factory=dict)
+
+    def to_json(self) -> str:
+        return json.dumps(asdict(self), sort_keys=True)
+
+    @classmethod
+    def from_json(cls, text: str) -> LaunchPlan:
+        d = json.loads(text)
+        if d.get("format") != PLAN_FORMAT:
+            raise ValueError(f"launch plan format {d.get('format')} is not {PLAN_FORMAT}")
+        d["namespaces"] = tuple(d["namespaces"])
+        d["join"] = tuple(tuple(j) for j in d["join"])
+        d["uid_map"] = tuple(m.IdMap(**x) for x in d["uid_map"])
+        d["gid_map"] = tuple(m.IdMap(**x) for x in d["gid_map"])
+        d["mounts"] = tuple(MountOp(**x) for x in d["mounts"])
+        d["dev_nodes"] = tuple(DevNode(**x) for x in d["dev_nodes"])
+        d["dev_symlinks"] = tuple(tuple(x) for x in d["dev_symlinks"])
+        d["device_rules"] = tuple(DeviceRule(**x) for x in d["device_rules"])
+        d["limits"] = Limits(**d["limits"])
+        d["keep_caps"] = tuple(d["keep_caps"])
+        d["argv"] = tuple(d["argv"])
+        d["env"] = tuple(tuple(e) for e in d["env"])
+        return cls(**d)
+
+
+def check_supported(dom: m.DomainDef) -> None:
+    """Refuse what later issues build, before anything is created."""
+    dev = dom.devices
+    if dev.interfaces:
+        raise Unsupported("<interface> is not supported yet")
+    if dev.hostdevs:
+        raise Unsupported("<hostdev> is not supported yet")
+    if dev.disks:
+        raise Unsupported("<disk> is not supported yet")
+    for fs in dev.filesystems:
+        if fs.type in ("block", "file", "template"):
+            raise Unsupported(f"<filesystem type='{fs.type}'> is not supported yet")
+    if dom.blkio_devices:
+        raise Unsupported("<blkiotune><device> is not supported yet")
+
+
+def check_host(dom: m.DomainDef, facts: HostFacts) -> None:
+    """Checks that need the host's facts (but no I/O): do those CPUs exist?"""
+    if dom.vcpu_cpuset:
+        missing = parse_cpuset(dom.vcpu_cpuset) - facts.cpus_online
+        if missing:
+            raise Unsupported(
+                f"<vcpu cpuset='{dom.vcpu_cpuset}'> names CPU "
+                f"{format_cpuset(missing)}, which this host does not have "
+                f"(online: {format_cpuset(facts.cpus_online)})"
+            )
+    if (
+        dom.cputune
+        and dom.cputune.quota is not None
+        and dom.cputune.quota not in (-1, 0)
+        and dom.cputune.quota < 1000
+    ):
+        raise Unsupported(
+            f"<cputune><quota> of {dom.cputune.quota} µs is below the kernel's minimum of 1000"
+        )
+
+
+def keep_caps(dom: m.DomainDef) -> tuple[str, ...]:
+    """The capabilities init keeps, from the policy and the per-capability switches."""
+    policy = dom.cap_policy or "default"
+    if policy == "deny":
+        kept = set()
+    elif policy == "allow":
+        kept = set(ALL_CAPS)
+    else:
+        kept = set(ALL_CAPS) - set(DEFAULT_DROPPED_CAPS)
+    for name, on in dom.cap_states:
+        (kept.add if on else kept.discard)(name)
+    return tuple(c for c in ALL_CAPS if c in kept)
+
+
+def device_rules(caps: tuple[str, ...]) -> tuple[DeviceRule, ...]:
+    rules = [DeviceRule("a", None, None, "rwm")]  # the first rule denies everything
+    rules += [DeviceRule(t, ma, mi, "rwm") for t, ma, mi in DEFAULT_DEVICES]
+    if "mknod" in caps:  # as libvirt: creating nodes is allowed, opening them is not
+        rules += [DeviceRule("c", None, None, "m"), DeviceRule("b", None, None, "m")]
+    return tuple(rules)
+
+
+def limits(dom: m.DomainDef) -> Limits:
+    mt = dom.memtune or m.MemTune()
+    ct = dom.cputune or m.CpuTune()
+    nt = dom.numatune
+    kib = 1024
+    return Limits(
+        memory_limit=(mt.hard_limit or dom.memory) * kib,
+        memory_soft_limit=mt.soft_limit * kib if mt.soft_limit else None,
+        memory_swap_limit=mt.swap_hard_limit * kib if mt.swap_hard_limit else None,
+        cpu_shares=ct.shares,
+        cpu_period=ct.period,
+        cpu_quota=ct.quota,
+        cpuset_cpus=dom.vcpu_cpuset,
+        cpuset_mems=nt.nodeset if nt and nt.mode == "strict" and nt.nodeset else None,
+        blkio_weight=dom.blkio_weight,
+        pids_max=dom.pids_max,
+    )
+
+
+def _sorted_filesystems(dom: m.DomainDef) -> list[m.Filesystem]:
+    # parents before children, else a later mount would hide an earlier one
+    others = [f for f in dom.devices.filesystems if f.target != "/"]
+    return sorted(others, key=lambda f: f.target.count("/"))
+
+
+def mounts(dom: m.DomainDef, userns: bool) -> tuple[MountOp, ...]:
+    ops = [
+        MountOp("proc", "/proc"),
+        MountOp("sysfs", "/sys", readonly=True),
+        MountOp("cgroups", "/sys/fs/cgroup", readonly=True),
+        MountOp("tmpfs", "/dev", options="mode=755,size=65536k"),
+        MountOp(
+            "devpts",
+            "/dev/pts",
+            options="newinstance,ptmxmode=0666,mode=0620" + ("" if userns else ",gid=5"),
+        ),
+        MountOp("tmpfs", "/dev/shm", options="mode=1777,size=65536k"),
+        MountOp("mqueue", "/dev/mqueue"),
+    ]
+    for fs in _sorted_filesystems(dom):
+        if fs.type == "ram":
+            ops.append(
+                MountOp(
+                    "tmpfs",
+                    fs.target,
+                    options=f"size={fs.usage_kib}k,mode=755",
+                    readonly=fs.readonly,
+                )
+            )
+        else:
+            ops.append(MountOp("bind", fs.target, source=fs.source, readonly=fs.readonly))
+    ops += [MountOp("mask", p) for p in MASKED_PATHS]
+    ops += [MountOp("readonly", p) for p in READONLY_PATHS]
+    return tuple(ops)
+
+
+def environment(dom: m.DomainDef) -> tuple[tuple[str, str], ...]:
+    env = {
+        "PATH": DEFAULT_PATH,
+        "TERM": "linux",
+        "HOME": "/",
+        "container": "lxc-libvirt",  # what libvirt's source sets; systemd keys on it
+        "container_uuid": dom.uuid,
+        "LIBVIRT_LXC_UUID": dom.uuid,
+        "LIBVIRT_LXC_NAME": dom.name,
+    }
+    env.update(dict(dom.os.initenv))
+    return tuple(env.items())
+
+
+def shutdown_signal(init: str) -> str:
+    # systemd reads SIGTERM as "re-execute"; SIGRTMIN+4 is its poweroff
+    return "SIGRTMIN+4" if init.rsplit("/", 1)[-1] == "systemd" else "SIGTERM"
+
+
+def build(
+    dom: m.DomainDef, facts: HostFacts, *, partition: str, join: tuple[tuple[str, str], ...] = ()
+) -> LaunchPlan:
+    """Turn a checked definition into the launch plan (raises Unsupported)."""
+    check_supported(dom)
+    check_host(dom, facts)
+    userns = bool(dom.uid_map)
+    joined = {kind for kind, _ in join}
+    namespaces = ["user"] if userns else []
+    namespaces += ["mnt", "pid"]
+    namespaces += [k for k in ("uts", "ipc") if k not in joined]
+    if dom.privnet and "net" not in joined:
+        namespaces.append("net")
+    root_fs = next((f for f in dom.devices.filesystems if f.target == "/"), None)
+    caps = keep_caps(dom)
+    init = dom.os.init or DEFAULT_INIT
+    return LaunchPlan(
+        name=dom.name,
+        uuid=dom.uuid,
+        hostname=None if "uts" in joined else dom.name,
+        namespaces=tuple(namespaces),
+        join=join,
+        uid_map=dom.uid_map,
+        gid_map=dom.gid_map,
+        root=root_fs.source if root_fs and root_fs.source else "/",
+        root_readonly=bool(root_fs and root_fs.readonly),
+        mounts=mounts(dom, userns),
+        dev_nodes=tuple(DevNode(*n) for n in DEV_NODES),
+        dev_symlinks=DEV_SYMLINKS,
+        device_rules=device_rules(caps),
+        limits=limits(dom),
+        cgroup_partition=partition,
+        cgroup_name=f"{dom.name}.nsvirt-lxc",
+        keep_caps=caps,
+        init=init,
+        argv=(init, *dom.os.initargs),
+        env=environment(dom),
+        cwd=dom.os.initdir or "/",
+        user=dom.os.inituser,
+        group=dom.os.initgroup,
+        consoles=max(1, len(dom.devices.consoles)),
+        privnet="net" in namespaces,
+        on_poweroff=dom.on_poweroff,
+        on_reboot=dom.on_reboot,
+        on_crash=dom.on_crash,
+        shutdown_signal=shutdown_signal(init),
+        facts=facts.to_dict(),
+    )

@@ -1,0 +1,74 @@
+"""Cgroup backends behind one protocol; the host's layout picks one, once.
+
+nsvirt writes only inside the partitions it owns and the container's own
+leaf; `check_writable` enforces that on every write, and never lets a write
+land in the cgroup of the calling process or one of its ancestors.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Protocol
+
+from nsvirt.driver.hostfacts import HostFacts
+from nsvirt.driver.plan import DeviceRule, Limits
+
+
+class CgroupError(Exception):
+    """A cgroup operation failed; str() is the user-facing reason."""
+
+
+class CgroupBackend(Protocol):
+    def create(self, limits: Limits, rules: tuple[DeviceRule, ...]) -> None: ...
+    def attach(self, pid: int) -> None: ...
+    def pids(self) -> list[int]: ...
+    def freeze(self) -> None: ...
+    def thaw(self) -> None: ...
+    def kill_all(self) -> None: ...
+    def destroy(self) -> None: ...
+    def memory_usage(self) -> int: ...
+    def cpu_time_ns(self) -> int: ...
+    def oom_kills(self) -> int: ...
+    def describe(self) -> dict[str, str]: ...
+
+
+def own_cgroups() -> dict[str, str]:
+    """The calling process's cgroup path in each hierarchy, by controller ("" for v2)."""
+    out: dict[str, str] = {}
+    with open("/proc/self/cgroup") as f:
+        for line in f:
+            _, controllers, path = line.rstrip("\n").split(":", 2)
+            for ctrl in controllers.split(",") if controllers else [""]:
+                out[ctrl] = path
+    return out
+
+
+def check_writable(path: Path, mount: str, owned_dir: Path, controller: str) -> None:
+    """Refuse a write outside nsvirt's own directory, or into the caller's cgroup
+    (or one of its ancestors) in that controller's hierarchy."""
+    resolved = Path(os.path.normpath(path))
+    owned = Path(os.path.normpath(owned_dir))
+    if owned not in resolved.parents:
+        raise CgroupError(f"refusing to write {path}: outside {owned}")
+    relative = "/" + str(resolved.parent.relative_to(mount)).removeprefix(".").strip("/")
+    mine = own_cgroups().get(controller)
+    if mine is not None:
+        mine = "/" + mine.strip("/")
+        if mine == relative or mine.startswith(relative.rstrip("/") + "/"):
+            raise CgroupError(f"refusing to write {path}: it is the caller's own cgroup")
+
+
+def backend(facts: HostFacts, partition: str, name: str) -> CgroupBackend:
+    """The backend for this host: v1 controllers, or the v2 unified hierarchy."""
+    if facts.cgroup_mode == "v1":
+        from nsvirt.driver.runtime.cgroups.v1 import V1Cgroup
+
+        return V1Cgroup(facts.cgroup_mounts, partition, name)
+    raise CgroupError("the cgroup v2 backend is not built yet")
+
+
+def backend_from_state(state: dict) -> CgroupBackend:
+    """Rebuild the backend of a domain from its runtime state file."""
+    facts = HostFacts.from_dict(state["facts"])
+    return backend(facts, state["cgroup_partition"], state["cgroup_name"])

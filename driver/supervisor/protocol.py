@@ -1,0 +1,127 @@
+"""The supervisor's control protocol: versioned JSON lines over a unix socket.
+
+Request:  {"v": 1, "op": "destroy" | "shutdown" | "reboot" | "suspend" | "resume"
+           | "console" | "ping", ...}
+Reply:    {"v": 1, "ok": true, ...}  or  {"v": 1, "ok": false, "error": "..."}
+
+After a successful "console" reply the connection carries the console:
+supervisor → client raw output bytes; client → supervisor frames of a type
+byte, a 4-byte big-endian length and a payload (b"d": input bytes,
+b"w": window size as {"rows": R, "cols": C}). Unknown ops get an error reply,
+so a newer client learns what an older supervisor cannot do.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import select
+import socket
+import struct
+from pathlib import Path
+
+VERSION = 1
+MAX_LINE = 65536
+FRAME_DATA = b"d"
+FRAME_WINSIZE = b"w"
+_HEADER = struct.Struct(">cI")
+
+
+class ProtocolError(Exception):
+    pass
+
+
+def encode(msg: dict) -> bytes:
+    return json.dumps({"v": VERSION, **msg}).encode() + b"\n"
+
+
+def decode(line: bytes) -> dict:
+    try:
+        msg = json.loads(line)
+    except ValueError:
+        raise ProtocolError(f"malformed message {line[:80]!r}") from None
+    if not isinstance(msg, dict) or msg.get("v") != VERSION:
+        raise ProtocolError(
+            f"protocol version {msg.get('v') if isinstance(msg, dict) else '?'} is not {VERSION}"
+        )
+    return msg
+
+
+def read_line(sock: socket.socket, timeout: float | None) -> bytes:
+    """Read one newline-terminated line (b"" on EOF), waiting at most `timeout`."""
+    buf = bytearray()
+    while not buf.endswith(b"\n"):
+        if timeout is not None:
+            ready, _, _ = select.select([sock], [], [], timeout)
+            if not ready:
+                raise TimeoutError("no reply from the supervisor")
+        chunk = sock.recv(1)
+        if not chunk:
+            return bytes(buf)
+        buf += chunk
+        if len(buf) > MAX_LINE:
+            raise ProtocolError("line too long")
+    return bytes(buf)
+
+
+def frame(kind: bytes, payload: bytes) -> bytes:
+    return _HEADER.pack(kind, len(payload)) + payload
+
+
+def split_frames(buf: bytearray) -> list[tuple[bytes, bytes]]:
+    """Take the complete frames off the front of `buf`."""
+    out = []
+    while len(buf) >= _HEADER.size:
+        kind, length = _HEADER.unpack_from(buf)
+        if length > MAX_LINE:
+            raise ProtocolError("frame too long")
+        if len(buf) < _HEADER.size + length:
+            break
+        out.append((kind, bytes(buf[_HEADER.size : _HEADER.size + length])))
+        del buf[: _HEADER.size + length]
+    return out
+
+
+def connect(path: Path, timeout: float = 30.0) -> socket.socket:
+    """Connect to a control socket through /proc/self/fd, so long paths work (108-byte limit)."""
+    dirfd = os.open(path.parent, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    try:
+        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM | socket.SOCK_CLOEXEC)
+        sock.settimeout(timeout)
+        try:
+            sock.connect(f"/proc/self/fd/{dirfd}/{path.name}")
+        except OSError:
+            sock.close()
+            raise
+        return sock
+    finally:
+        os.close(dirfd)
+
+
+def bind(path: Path) -> socket.socket:
+    dirfd = os.open(path.parent, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    try:
+        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM | socket.SOCK_CLOEXEC)
+        try:
+            os.unlink(path)
+        except FileNotFoundError:
+            pass
+        sock.bind(f"/proc/self/fd/{dirfd}/{path.name}")
+        os.chmod(path, 0o600)
+        sock.listen(16)
+        return sock
+    finally:
+        os.close(dirfd)
+
+
+def call(path: Path, request: dict, timeout: float = 30.0) -> dict:
+    """Send one request and return the reply; raise ProtocolError on an error reply."""
+    with connect(path, timeout) as sock:
+        sock.sendall(encode(request))
+        line = read_line(sock, timeout)
+    if not line:
+        raise ProtocolError("the supervisor closed the connection")
+    reply = decode(line)
+    if not reply.get("ok"):
+        raise ProtocolError(reply.get("error", "request failed"))
+    return reply
