@@ -33,12 +33,18 @@ def _inside(root: str, dest: str) -> str:
 
 
 def _mkdirs(path: str) -> None:
-    os.makedirs(path, mode=0o755, exist_ok=True)
+    try:
+        os.makedirs(path, mode=0o755, exist_ok=True)
+    except OSError as e:
+        raise SyscallError(f"cannot create mount point {path}", e.errno or errno.EIO) from None
 
 
 def _touch(path: str) -> None:
-    os.makedirs(os.path.dirname(path), mode=0o755, exist_ok=True)
-    os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_CLOEXEC, 0o644))
+    _mkdirs(os.path.dirname(path))
+    try:
+        os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_CLOEXEC, 0o644))
+    except OSError as e:
+        raise SyscallError(f"cannot create mount point {path}", e.errno or errno.EIO) from None
 
 
 def remount_readonly(target: str) -> None:
@@ -79,7 +85,7 @@ def prepare_root(plan: LaunchPlan, mountpoint: str) -> str:
     sc.mount(None, "/", None, sc.MS_REC | sc.MS_PRIVATE, what="failed to make / private")
     newroot = mountpoint if plan.root == "/" else plan.root
     try:
-        bind(plan.root, newroot, readonly=plan.root_readonly)
+        bind(plan.root, newroot)  # read-only comes last: mount points are made first
     except SyscallError as e:
         if e.errno == errno.ENOENT:
             raise SyscallError(f"failed to mount {plan.root} on /", e.errno) from None
@@ -141,10 +147,12 @@ def apply_mount(
         try:
             sc.mount("sysfs", target, "sysfs", nosuid_nodev_noexec | sc.MS_RDONLY)
         except SyscallError as e:
-            # sysfs needs a network namespace owned by the container's user namespace
-            if e.errno != errno.EPERM:
+            if e.errno == errno.EBUSY:  # the host's sysfs is already there (shared root)
+                remount_readonly(target)
+            elif e.errno == errno.EPERM:  # needs a netns owned by the container's userns
+                bind("/sys", target, readonly=True)
+            else:
                 raise
-            bind("/sys", target, readonly=True)
     elif op.kind == "cgroups":
         if os.path.isdir(target):
             mount_cgroups(target, cgroup_dirs)
@@ -182,6 +190,8 @@ def build_tree(
     root = prepare_root(plan, mountpoint)
     for op in plan.mounts:
         apply_mount(op, root, plan, consoles, cgroup_dirs, userns)
+    if plan.root_readonly:
+        remount_readonly(root)
     return root
 
 

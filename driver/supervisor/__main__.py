@@ -74,7 +74,8 @@ class Supervisor:
 
     def start(self) -> None:
         """Bring the container up; raise with the reason on any failure."""
-        self.cgroup.create(self.plan.limits, self.plan.device_rules)
+        if not self.consoles:  # a restart reuses the cgroup and the consoles
+            self.cgroup.create(self.plan.limits, self.plan.device_rules)
         faults.point("cgroup")
         if not self.consoles:
             for _ in range(self.plan.consoles):
