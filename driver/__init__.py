@@ -6,10 +6,30 @@ The public API mirrors libvirt-python's, in PEP 8 names:
     conn = connect("lxc:///embed?root=/tmp/demo")
     dom = conn.define_xml(open("web.xml").read())
     print(dom.xml_desc())
+
+Names are imported on first use, so that the supervisor (which imports
+`nsvirt.driver.supervisor`) does not pay for the client's modules.
 """
 
-from nsvirt.driver.connection import Connection, Domain, connect
-from nsvirt.driver.errors import DriverError
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
 
 __version__ = "0.1.0"
 __all__ = ["Connection", "Domain", "DriverError", "__version__", "connect"]
+
+if TYPE_CHECKING:
+    from nsvirt.driver.connection import Connection, Domain, connect
+    from nsvirt.driver.errors import DriverError
+
+
+def __getattr__(name: str) -> Any:
+    if name in ("Connection", "Domain", "connect"):
+        from nsvirt.driver import connection
+
+        return getattr(connection, name)
+    if name == "DriverError":
+        from nsvirt.driver.errors import DriverError
+
+        return DriverError
+    raise AttributeError(f"module 'nsvirt.driver' has no attribute {name!r}")

@@ -85,11 +85,10 @@ def launch(paths: store.Paths, plan: LaunchPlan, *, persistent: bool) -> dict:
 
 def _clean_failed_start(paths: store.Paths, plan: LaunchPlan) -> None:
     """Remove what a supervisor that failed, or was killed, during start left behind."""
-    from nsvirt.driver.hostfacts import HostFacts
-    from nsvirt.driver.runtime.cgroups import CgroupError, backend
+    from nsvirt.driver.runtime.cgroups import CgroupError, backend_for
 
     with contextlib.suppress(CgroupError, OSError):
-        cg = backend(HostFacts.from_dict(plan.facts), plan.cgroup_partition, plan.cgroup_name)
+        cg = backend_for(plan.facts, plan.cgroup_partition, plan.cgroup_name)
         cg.kill_all()
         cg.destroy()
     state = runstate.read(paths, plan.name)

@@ -77,16 +77,6 @@ class DeviceRule:
     minor: int | None
     access: str  # any of r, w, m
 
-    def v1(self) -> str:
-        """The rule as the v1 devices.allow file reads it: `c 1:3 rwm`."""
-        star = "*"
-        if self.type == "a":
-            return "a"
-        return (
-            f"{self.type} {star if self.major is None else self.major}:"
-            f"{star if self.minor is None else self.minor} {self.access}"
-        )
-
 
 @dataclass(frozen=True, slots=True)
 class DevNode:

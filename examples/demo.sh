@@ -1,26 +1,35 @@
 #!/usr/bin/env bash
-# nsvirt's main job, end to end, in a throw-away connection root that is removed
-# afterwards: set up, validate every example, define them, list them and show
-# the canonical XML nsvirt stored for each.
+# nsvirt's main job, end to end, in a throw-away connection root that is
+# removed afterwards: set up, validate the examples, then define and start the
+# busybox example and show from inside that it is isolated (hostname, pid 1,
+# its own processes and mounts, its memory limit), then stop it.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 .ci/setup >&2
+examples/make-busybox-rootfs.sh >&2  # /var/lib/nsvirt/rootfs/busybox
 
 root=$(mktemp -d /tmp/nsvirt-demo.XXXXXX)
-trap 'rm -rf "$root"' EXIT
 export NSVIRT_DEFAULT_URI="lxc:///embed?root=$root"
 nsvirsh=.venv/bin/nsvirsh
+cleanup() {
+  $nsvirsh destroy busybox >/dev/null 2>&1 || true
+  rm -rf "$root"
+}
+trap cleanup EXIT
 
 echo "== nsvirt-xml-validate examples/*.xml"
 .venv/bin/nsvirt-xml-validate examples/*.xml
 echo
-echo "== nsvirsh define (into $NSVIRT_DEFAULT_URI)"
-for f in examples/*.xml; do
-  $nsvirsh define "$f"
-done
-echo "== nsvirsh list --all --title"
-$nsvirsh list --all --title
-for name in $($nsvirsh list --all --name); do
-  echo "== nsvirsh dumpxml $name"
-  $nsvirsh dumpxml "$name"
-done
+echo "== nsvirsh define examples/busybox.xml; start busybox  ($NSVIRT_DEFAULT_URI)"
+$nsvirsh define examples/busybox.xml
+$nsvirsh start busybox
+$nsvirsh list --all
+echo "== inside the container, through its console"
+.venv/bin/python examples/console-run.py busybox \
+  'hostname' 'echo "my pid: $$"' 'ps' 'cat /proc/mounts | cut -d" " -f2 | head -5' \
+  'cat /sys/fs/cgroup/memory/memory.limit_in_bytes 2>/dev/null || cat /sys/fs/cgroup/memory.max'
+echo
+echo "== from the host"
+$nsvirsh dominfo busybox
+$nsvirsh destroy busybox
+$nsvirsh domstate --reason busybox

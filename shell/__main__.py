@@ -11,10 +11,10 @@ from dataclasses import dataclass
 from typing import TextIO
 
 from nsvirt.shell import parse
-from nsvirt.shell.commands import COMMANDS, Context, domain, host, monitor, pending
+from nsvirt.shell.commands import COMMANDS, Context, domain, host, lifecycle, monitor, pending
 from nsvirt.shell.report import ShellError, report
 
-_ = (domain, host, monitor, pending)  # imported to register their commands
+_ = (domain, host, lifecycle, monitor, pending)  # imported to register their commands
 
 USAGE = """\
 nsvirsh [options]... [<command_string>]

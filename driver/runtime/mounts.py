@@ -11,10 +11,13 @@ import errno
 import os
 import stat
 from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING
 
-from nsvirt.driver.plan import LaunchPlan, MountOp
 from nsvirt.driver.runtime import syscalls as sc
 from nsvirt.driver.runtime.syscalls import SyscallError
+
+if TYPE_CHECKING:  # the supervisor reads plans as plain data
+    from nsvirt.driver.plan import LaunchPlan, MountOp
 
 # statvfs flag bits → the mount flags a read-only remount must keep (in a user
 # namespace, nosuid/nodev/noexec/atime flags of a mount are locked).

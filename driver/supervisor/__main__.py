@@ -9,7 +9,6 @@ Its pid is the domain's id.
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import selectors
@@ -17,15 +16,15 @@ import signal
 import socket
 import sys
 import time
-from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
-from nsvirt.driver import store
-from nsvirt.driver.hostfacts import HostFacts
-from nsvirt.driver.plan import LaunchPlan
+from nsvirt.driver import fileio
 from nsvirt.driver.runtime import syscalls as sc
-from nsvirt.driver.runtime.cgroups import CgroupError, backend
-from nsvirt.driver.supervisor import child, faults, protocol
+from nsvirt.driver.runtime.cgroups import CgroupError, backend_for
+from nsvirt.driver.supervisor import child, faults, planview, protocol
+
+STATE_FORMAT = 1  # as nsvirt.driver.STATE_FORMAT
 
 START_TIMEOUT = 30.0  # a bound on each handshake read, not a delay
 REPLAY_BYTES = 16384  # console output kept for the next client to attach
@@ -35,30 +34,29 @@ def log(msg: str) -> None:
     print(f"{time.strftime('%Y-%m-%d %H:%M:%S')} supervisor[{os.getpid()}]: {msg}", flush=True)
 
 
-@dataclass
 class Console:
-    master: int
-    slave: int
-    tty: str
-    client: socket.socket | None = None
-    pending: bytearray = field(default_factory=bytearray)  # output nobody has seen yet
+    def __init__(self, master: int, slave: int, tty: str) -> None:
+        self.master = master
+        self.slave = slave
+        self.tty = tty
+        self.client: socket.socket | None = None
+        self.pending = bytearray()  # output nobody has seen yet
 
 
-@dataclass
 class Client:
-    sock: socket.socket
-    buf: bytearray = field(default_factory=bytearray)
-    console: Console | None = None
+    def __init__(self, sock: socket.socket) -> None:
+        self.sock = sock
+        self.buf = bytearray()
+        self.console: Console | None = None
 
 
 class Supervisor:
-    def __init__(self, plan: LaunchPlan, config: dict, handshake: socket.socket) -> None:
+    def __init__(self, plan: Any, config: dict, handshake: socket.socket) -> None:
         self.plan = plan
         self.config = config
         self.handshake: socket.socket | None = handshake
         self.paths = {k: Path(v) for k, v in config["paths"].items()}
-        facts = HostFacts.from_dict(plan.facts)
-        self.cgroup = backend(facts, plan.cgroup_partition, plan.cgroup_name)
+        self.cgroup = backend_for(plan.facts, plan.cgroup_partition, plan.cgroup_name)
         self.consoles: list[Console] = []
         self.init_pid = 0
         self.state = "running"
@@ -158,7 +156,7 @@ class Supervisor:
 
     def write_state(self) -> None:
         state = {
-            "format": store.STATE_FORMAT,
+            "format": STATE_FORMAT,
             "name": self.plan.name,
             "uuid": self.plan.uuid,
             "state": self.state,
@@ -175,7 +173,7 @@ class Supervisor:
             "started_at": self.started_at,
             "protocol": protocol.VERSION,
         }
-        store.write_atomic(self.paths["state"], json.dumps(state, indent=1).encode())
+        fileio.write_atomic(self.paths["state"], json.dumps(state, indent=1).encode())
 
     # ------------------------------------------------------------ main
 
@@ -353,7 +351,7 @@ class Supervisor:
                     pass
         self.consoles = []
         for key in ("socket", "live_xml"):
-            store.remove(self.paths[key])
+            fileio.remove(self.paths[key])
         try:
             os.rmdir(self.paths["mountpoint"])
         except OSError:
@@ -362,14 +360,14 @@ class Supervisor:
             return
         if self.config.get("persistent", True):
             final = {
-                "format": store.STATE_FORMAT,
+                "format": STATE_FORMAT,
                 "name": self.plan.name,
                 "state": "shutoff",
                 "reason": final_reason,
             }
-            store.write_atomic(self.paths["state"], json.dumps(final).encode())
+            fileio.write_atomic(self.paths["state"], json.dumps(final).encode())
         else:
-            store.remove(self.paths["state"])
+            fileio.remove(self.paths["state"])
 
     def _deadline_passed(self) -> None:
         """A shutdown or reboot was not honoured in time: kill the whole container."""
@@ -595,23 +593,17 @@ def _start_time(pid: int) -> int:
         return int(f.read().rpartition(")")[2].split()[19])
 
 
-def main() -> int:
-    ap = argparse.ArgumentParser(prog="nsvirt-supervisor")
-    ap.add_argument("--handshake-fd", type=int, required=True)
-    ap.add_argument(
-        "--detach",
-        action="store_true",
-        help="fork once more so the supervisor is nobody's child but init's",
-    )
-    args = ap.parse_args()
-    if args.detach and os.fork() != 0:
-        os._exit(0)  # the starter reaps this at once; the supervisor is the grandchild
-    handshake = socket.socket(fileno=args.handshake_fd)
+def main(argv: list[str]) -> int:
+    # argv: [--detach] --handshake-fd N (no argparse: the supervisor stays small)
+    if "--detach" in argv and os.fork() != 0:
+        os._exit(0)  # the starter is reaped at once; the supervisor is the grandchild
+    handshake_fd = int(argv[argv.index("--handshake-fd") + 1])
+    handshake = socket.socket(fileno=handshake_fd)
     config = json.loads(sys.stdin.buffer.read())
     sys.stdin.close()
-    plan = LaunchPlan.from_json(config["plan"])
+    plan = planview.load(config["plan"])
     return Supervisor(plan, config, handshake).run()
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(main(sys.argv[1:]))

@@ -21,12 +21,14 @@ import struct
 import sys
 import termios
 from collections.abc import Mapping, Sequence
-from typing import NoReturn
+from typing import TYPE_CHECKING, NoReturn
 
-from nsvirt.driver.plan import LaunchPlan
 from nsvirt.driver.runtime import caps, mounts
 from nsvirt.driver.runtime import syscalls as sc
 from nsvirt.driver.runtime.cgroups import CgroupBackend
+
+if TYPE_CHECKING:  # the supervisor reads plans as plain data
+    from nsvirt.driver.plan import LaunchPlan
 
 SIOCGIFFLAGS = 0x8913
 SIOCSIFFLAGS = 0x8914

@@ -7,20 +7,7 @@ from nsvirt.shell.commands import unsupported
 
 # name, summary, libvirt API, which domains complete
 PENDING = (
-    (
-        "start",
-        "start a (previously defined) inactive domain",
-        "virDomainCreateWithFlags",
-        "inactive",
-    ),
-    ("create", "create a domain from an XML file", "virDomainCreateXML", ""),
-    ("destroy", "destroy (stop) a domain", "virDomainDestroyFlags", "active"),
-    ("shutdown", "gracefully shutdown a domain", "virDomainShutdownFlags", "active"),
-    ("reboot", "reboot a domain", "virDomainReboot", "active"),
-    ("suspend", "suspend a domain", "virDomainSuspend", "active"),
-    ("resume", "resume a domain", "virDomainResume", "active"),
     ("console", "connect to the guest console", "virDomainOpenConsole", "active"),
-    ("autostart", "autostart a domain", "virDomainSetAutostart", "all"),
     ("edit", "edit XML configuration for a domain", "virDomainDefineXML", "all"),
     ("desc", "show or set domain's description or title", "virDomainSetMetadata", "all"),
     ("metadata", "show or set domain's custom XML metadata", "virDomainSetMetadata", "all"),

@@ -99,8 +99,8 @@ def test_semicolon_separated_commands(defined: Path) -> None:
     (["frobnicate"], "error: unknown command: 'frobnicate'\n"),
     (["list", "--bogus"], "error: command 'list' doesn't support option --bogus\n"),
     (["dominfo"], "error: command 'dominfo' requires <domain> option\n"),
-    (["start", "bench-off"], "error: this function is not supported by the connection "
-                             "driver: virDomainCreateWithFlags\n"),
+    (["memtune", "bench-off"], "error: this function is not supported by the connection "
+                               "driver: virDomainGetMemoryParameters\n"),
     (["-c", "qemu:///system", "list"], "error: invalid argument: no connection driver "
                                        "available for: 'qemu:///system'\n"),
     (["--frob"], "error: unsupported option '--frob'. See --help.\n"),

@@ -9,10 +9,10 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
-from nsvirt.driver.hostfacts import HostFacts
-from nsvirt.driver.plan import DeviceRule, Limits
+if TYPE_CHECKING:  # the supervisor reads plans as plain data: keep imports light
+    from nsvirt.driver.plan import DeviceRule, Limits
 
 
 class CgroupError(Exception):
@@ -59,16 +59,29 @@ def check_writable(path: Path, mount: str, owned_dir: Path, controller: str) -> 
             raise CgroupError(f"refusing to write {path}: it is the caller's own cgroup")
 
 
-def backend(facts: HostFacts, partition: str, name: str) -> CgroupBackend:
+def rule_text(rule: DeviceRule | Any) -> str:
+    """A device rule as the v1 devices files read it: `c 1:3 rwm`, `a`."""
+    if rule.type == "a":
+        return "a"
+    major = "*" if rule.major is None else rule.major
+    minor = "*" if rule.minor is None else rule.minor
+    return f"{rule.type} {major}:{minor} {rule.access}"
+
+
+def backend(mode: str, mounts: dict[str, str], partition: str, name: str) -> CgroupBackend:
     """The backend for this host: v1 controllers, or the v2 unified hierarchy."""
-    if facts.cgroup_mode == "v1":
+    if mode == "v1":
         from nsvirt.driver.runtime.cgroups.v1 import V1Cgroup
 
-        return V1Cgroup(facts.cgroup_mounts, partition, name)
+        return V1Cgroup(mounts, partition, name)
     raise CgroupError("the cgroup v2 backend is not built yet")
+
+
+def backend_for(facts: dict[str, Any], partition: str, name: str) -> CgroupBackend:
+    """The backend from HostFacts.to_dict() data (as plans and state files carry it)."""
+    return backend(facts["cgroup_mode"], facts["cgroup_mounts"], partition, name)
 
 
 def backend_from_state(state: dict) -> CgroupBackend:
     """Rebuild the backend of a domain from its runtime state file."""
-    facts = HostFacts.from_dict(state["facts"])
-    return backend(facts, state["cgroup_partition"], state["cgroup_name"])
+    return backend_for(state["facts"], state["cgroup_partition"], state["cgroup_name"])

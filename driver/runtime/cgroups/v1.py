@@ -10,9 +10,12 @@ import os
 import signal
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from nsvirt.driver.plan import DeviceRule, Limits
-from nsvirt.driver.runtime.cgroups import CgroupError, check_writable
+from nsvirt.driver.runtime.cgroups import CgroupError, check_writable, rule_text
+
+if TYPE_CHECKING:
+    from nsvirt.driver.plan import DeviceRule, Limits
 
 # controllers the container's leaf is created in, when the host mounts them
 CONTROLLERS = ("cpu", "cpuacct", "cpuset", "memory", "devices", "freezer", "blkio", "pids")
@@ -108,7 +111,9 @@ class V1Cgroup:
         if "devices" in self.mounts:
             for rule in rules:
                 self._write(
-                    "devices", "devices.deny" if rule.type == "a" else "devices.allow", rule.v1()
+                    "devices",
+                    "devices.deny" if rule.type == "a" else "devices.allow",
+                    rule_text(rule),
                 )
         lim = limits
         if lim.memory_limit is not None:

@@ -1,0 +1,131 @@
+"""Lifecycle commands: start, create, destroy, shutdown, reboot, suspend, resume, autostart."""
+
+from __future__ import annotations
+
+import argparse
+
+from nsvirt.shell.commands import Context, command, domain_arg, domain_of
+from nsvirt.shell.report import CommandFailed, ShellError
+
+
+def _start_args(p: argparse.ArgumentParser) -> None:
+    domain_arg(p)
+    p.add_argument("--console", action="store_true", help="attach to console after creation")
+    p.add_argument("--force-boot", action="store_true", help="(accepted; nothing to discard)")
+
+
+@command("start", "start a (previously defined) inactive domain", _start_args, domains="inactive")
+def start(ctx: Context, args: argparse.Namespace) -> int:
+    dom = ctx.lookup(domain_of(args, "start"))
+    if dom.is_active():
+        raise ShellError("Domain is already active")  # virsh checks before asking
+    try:
+        dom.create()
+    except Exception as e:
+        raise CommandFailed(f"Failed to start domain '{dom.name}'", e) from e
+    ctx.print(f"Domain '{dom.name}' started\n")
+    return 0
+
+
+def _create_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("file", nargs="?", metavar="FILE", help="file containing an XML domain")
+    p.add_argument("--file", dest="file_opt", help=argparse.SUPPRESS)
+    p.add_argument("--console", action="store_true", help="attach to console after creation")
+    p.add_argument("--validate", action="store_true", help="(always done by nsvirt)")
+
+
+@command("create", "create a domain from an XML file", _create_args)
+def create(ctx: Context, args: argparse.Namespace) -> int:
+    path = args.file_opt or args.file
+    if not path:
+        raise ShellError("command 'create' requires <file> option")
+    try:
+        with open(path, "rb") as f:
+            data = f.read((1 << 20) + 1)
+        dom = ctx.conn.create_xml(data, source=path)
+    except Exception as e:
+        raise CommandFailed(f"Failed to create domain from {path}", e) from e
+    ctx.print(f"Domain '{dom.name}' created from {path}\n")
+    return 0
+
+
+def _destroy_args(p: argparse.ArgumentParser) -> None:
+    domain_arg(p)
+    p.add_argument("--graceful", action="store_true", help="(accepted; destroy is immediate)")
+
+
+@command("destroy", "destroy (stop) a domain", _destroy_args, domains="active")
+def destroy(ctx: Context, args: argparse.Namespace) -> int:
+    dom = ctx.lookup(domain_of(args, "destroy"))
+    try:
+        dom.destroy()
+    except Exception as e:
+        raise CommandFailed(f"Failed to destroy domain '{dom.name}'", e) from e
+    ctx.print(f"Domain '{dom.name}' destroyed\n")
+    return 0
+
+
+def _mode_args(p: argparse.ArgumentParser) -> None:
+    domain_arg(p)
+    p.add_argument("--mode", help="shutdown mode: signal or initctl")
+
+
+@command("shutdown", "gracefully shutdown a domain", _mode_args, domains="active")
+def shutdown(ctx: Context, args: argparse.Namespace) -> int:
+    dom = ctx.lookup(domain_of(args, "shutdown"))
+    try:
+        dom.shutdown(mode=args.mode)
+    except Exception as e:
+        raise CommandFailed(f"Failed to shutdown domain '{dom.name}'", e) from e
+    ctx.print(f"Domain '{dom.name}' is being shutdown\n")
+    return 0
+
+
+@command("reboot", "reboot a domain", _mode_args, domains="active")
+def reboot(ctx: Context, args: argparse.Namespace) -> int:
+    dom = ctx.lookup(domain_of(args, "reboot"))
+    try:
+        dom.reboot(mode=args.mode)
+    except Exception as e:
+        raise CommandFailed(f"Failed to reboot domain '{dom.name}'", e) from e
+    ctx.print(f"Domain '{dom.name}' is being rebooted\n")
+    return 0
+
+
+@command("suspend", "suspend a domain", domain_arg, domains="active")
+def suspend(ctx: Context, args: argparse.Namespace) -> int:
+    dom = ctx.lookup(domain_of(args, "suspend"))
+    try:
+        dom.suspend()
+    except Exception as e:
+        raise CommandFailed(f"Failed to suspend domain '{dom.name}'", e) from e
+    ctx.print(f"Domain '{dom.name}' suspended\n")
+    return 0
+
+
+@command("resume", "resume a domain", domain_arg, domains="active")
+def resume(ctx: Context, args: argparse.Namespace) -> int:
+    dom = ctx.lookup(domain_of(args, "resume"))
+    try:
+        dom.resume()
+    except Exception as e:
+        raise CommandFailed(f"Failed to resume domain '{dom.name}'", e) from e
+    ctx.print(f"Domain '{dom.name}' resumed\n")
+    return 0
+
+
+def _autostart_args(p: argparse.ArgumentParser) -> None:
+    domain_arg(p)
+    p.add_argument("--disable", action="store_true", help="disable autostarting")
+
+
+@command("autostart", "autostart a domain", _autostart_args, domains="all")
+def autostart(ctx: Context, args: argparse.Namespace) -> int:
+    dom = ctx.lookup(domain_of(args, "autostart"))
+    verb = "unmark" if args.disable else "mark"
+    try:
+        dom.set_autostart(not args.disable)
+    except Exception as e:
+        raise CommandFailed(f"Failed to {verb} domain '{dom.name}' as autostarted", e) from e
+    ctx.print(f"Domain '{dom.name}' {verb}ed as autostarted\n")
+    return 0
