@@ -243,7 +243,14 @@ def test_autostart_all(conn, rootfs: Path) -> None:
     dom = conn.define_xml(domain_xml("auto", rootfs))
     dom.set_autostart(True)
     assert dom.autostart()
-    assert conn.autostart_all() == [("auto", None)]
+    proc = subprocess.run(
+        [sys.executable, "-m", "nsvirt.driver.autostart_cli", conn.uri],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert (proc.returncode, proc.stdout) == (0, "Domain 'auto' started\n")
     assert dom.is_active()
+    assert conn.autostart_all() == [("auto", None)]  # already running: left alone
     dom.set_autostart(False)
     assert not dom.autostart()
