@@ -20,7 +20,8 @@ V1_CONTROLLERS = ("cpu", "cpuacct", "cpuset", "memory", "devices", "freezer", "b
 
 @dataclass(frozen=True, slots=True)
 class HostFacts:
-    cgroup_mode: str  # "v1" | "v2" (hybrid hosts report "v1": their controllers are v1)
+    cgroup_mode: str  # the backend: "v1" | "v2" (a hybrid host's controllers are v1)
+    cgroup_layout: str = ""  # what the host mounts: "v1" | "v2" | "hybrid"
     cgroup_mounts: dict[str, str] = field(default_factory=dict)  # v1: controller -> mount
     cgroup2_mount: str = ""  # v2: the cgroup2 mount point
     cpus_online: frozenset[int] = frozenset({0})
@@ -73,6 +74,7 @@ def detect(override: str | None = None) -> HostFacts:
                     v1[ctrl] = point
         elif fstype == "cgroup2" and (not v2 or point == str(CGROUP_ROOT)):
             v2 = point
+    layout = ("hybrid" if v2 else "v1") if v1 else "v2"
     mode = override or os.environ.get("NSVIRT_CGROUP_MODE") or ("v1" if v1 else "v2")
     try:
         online = parse_cpuset(Path("/sys/devices/system/cpu/online").read_text().strip())
@@ -81,6 +83,7 @@ def detect(override: str | None = None) -> HostFacts:
     machine = platform.machine()
     return HostFacts(
         cgroup_mode=mode,
+        cgroup_layout=layout,
         cgroup_mounts=v1,
         cgroup2_mount=v2,
         cpus_online=online,

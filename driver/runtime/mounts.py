@@ -118,7 +118,11 @@ def populate_dev(plan: LaunchPlan, dev: str, consoles: Sequence[str], userns: bo
 
 
 def mount_cgroups(target: str, cgroup_dirs: Mapping[str, str]) -> None:
-    """/sys/fs/cgroup: a tmpfs holding the container's own cgroup directories, read-only."""
+    """/sys/fs/cgroup: the container's own cgroup, read-only (v2: its leaf; v1: a tmpfs
+    holding its directory of every hierarchy)."""
+    if "unified" in cgroup_dirs:
+        bind(cgroup_dirs["unified"], target, readonly=True, recursive=False)
+        return
     sc.mount(
         "tmpfs",
         target,

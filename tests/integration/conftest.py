@@ -75,11 +75,23 @@ def _build_rootfs(path: Path) -> Iterator[Path]:
 
 
 def cgroup_leftovers(tag: str) -> list[str]:
-    found = []
-    for ctrl_dir in Path("/sys/fs/cgroup").iterdir():
-        candidates = [ctrl_dir / f"nsvirt-{tag}"]
-        found += [str(c) for c in candidates if c.exists()]
-    return found
+    """This connection's partition, in any hierarchy (v2 root, v1 controllers, unified)."""
+    root = Path("/sys/fs/cgroup")
+    candidates = [root / f"nsvirt-{tag}"]
+    candidates += [d / f"nsvirt-{tag}" for d in root.iterdir() if d.is_dir()]
+    return [str(c) for c in candidates if c.exists()]
+
+
+def cg_value(dom: Domain, v1: tuple[str, str], v2: str) -> str:
+    """A cgroup file of the domain, whichever backend the host uses."""
+    dirs = dom.cgroup_dirs()
+    if "unified" in dirs:
+        return (Path(dirs["unified"]) / v2).read_text().strip()
+    return (Path(dirs[v1[0]]) / v1[1]).read_text().strip()
+
+
+def is_v2(dom: Domain) -> bool:
+    return "unified" in dom.cgroup_dirs()
 
 
 def processes_in(tag: str) -> list[int]:

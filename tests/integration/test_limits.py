@@ -7,13 +7,9 @@ from pathlib import Path
 import pytest
 
 from nsvirt.driver.state import DomainState
-from tests.integration.conftest import domain_xml, start
+from tests.integration.conftest import cg_value, domain_xml, is_v2, start
 
 pytestmark = pytest.mark.v2
-
-
-def cg(dom, ctrl: str, file: str) -> str:
-    return (Path(dom.cgroup_dirs()[ctrl]) / file).read_text().strip()
 
 
 def test_limit_files_match_the_xml(conn, rootfs: Path) -> None:
@@ -26,18 +22,34 @@ def test_limit_files_match_the_xml(conn, rootfs: Path) -> None:
         "<cputune><shares>512</shares><period>100000</period><quota>25000</quota></cputune>"
     )
     dom = start(conn, domain_xml("limits", rootfs, extra=extra))
-    assert cg(dom, "memory", "memory.limit_in_bytes") == str(64 << 20)
-    assert cg(dom, "memory", "memory.soft_limit_in_bytes") == str(48 << 20)
-    assert cg(dom, "memory", "memory.memsw.limit_in_bytes") == str(96 << 20)
-    assert cg(dom, "cpu", "cpu.shares") == "512"
-    assert cg(dom, "cpu", "cpu.cfs_period_us") == "100000"
-    assert cg(dom, "cpu", "cpu.cfs_quota_us") == "25000"
-    assert cg(dom, "cpuset", "cpuset.cpus") == "0"
-    assert cg(dom, "pids", "pids.max") == "64"
-    assert cg(dom, "devices", "devices.list").splitlines()[0] == "c 1:3 rwm"
-    assert str(dom.init_pid()) in cg(dom, "memory", "cgroup.procs").split()
+    mib = 1 << 20
+    assert cg_value(dom, ("memory", "memory.limit_in_bytes"), "memory.max") == str(64 * mib)
+    assert cg_value(dom, ("memory", "memory.soft_limit_in_bytes"), "memory.high") == str(48 * mib)
+    # v1's memsw is memory + swap; v2's swap.max is the swap part alone
+    assert cg_value(dom, ("memory", "memory.memsw.limit_in_bytes"), "memory.swap.max") == str(
+        (32 if is_v2(dom) else 96) * mib
+    )
+    assert cg_value(dom, ("cpu", "cpu.shares"), "cpu.weight") == "512"
+    if is_v2(dom):
+        assert cg_value(dom, ("", ""), "cpu.max") == "25000 100000"
+    else:
+        assert cg_value(dom, ("cpu", "cpu.cfs_period_us"), "") == "100000"
+        assert cg_value(dom, ("cpu", "cpu.cfs_quota_us"), "") == "25000"
+        assert cg_value(dom, ("devices", "devices.list"), "").splitlines()[0] == "c 1:3 rwm"
+    assert cg_value(dom, ("cpuset", "cpuset.cpus"), "cpuset.cpus") == "0"
+    assert cg_value(dom, ("pids", "pids.max"), "pids.max") == "64"
+    assert str(dom.init_pid()) in cg_value(dom, ("memory", "cgroup.procs"), "cgroup.procs").split()
     info = dom.info()
     assert info.max_memory == 65536 and 0 < info.memory < 65536
+
+
+def test_init_sees_its_own_cgroup(conn, rootfs: Path, shell_of) -> None:
+    dom = start(conn, domain_xml("leafy", rootfs))
+    sh = shell_of(dom)
+    leaf = f"/nsvirt-{conn.tag}/leafy.nsvirt-lxc"
+    assert leaf in sh.run("cat /proc/1/cgroup")
+    files = sh.run("ls /sys/fs/cgroup" + ("" if is_v2(dom) else "/memory")).split()
+    assert "memory.max" in files or "memory.limit_in_bytes" in files
 
 
 def test_memory_limit_oom_kills_init_and_domain_crashes(conn, rootfs: Path) -> None:
@@ -59,14 +71,16 @@ def test_memory_limit_bites_a_process_inside(conn, rootfs: Path, shell_of) -> No
     out = shell_of(dom).run("dd if=/dev/zero of=/dev/null bs=64M count=1 2>&1; echo rc=$?")
     assert "Killed" in out or "rc=137" in out
     assert dom.is_active()  # init survived: only the hog died
-    assert "oom_kill 1" in cg(dom, "memory", "memory.oom_control")
+    assert "oom_kill 1" in cg_value(dom, ("memory", "memory.oom_control"), "memory.events")
 
 
 def test_cpu_quota_throttles(conn, rootfs: Path, shell_of) -> None:
     extra = "<cputune><period>10000</period><quota>1000</quota></cputune>"
     dom = start(conn, domain_xml("slow", rootfs, extra=extra))
     shell_of(dom).run("timeout 1 sh -c 'while :; do :; done'", timeout=60)
-    stat = dict(line.split() for line in cg(dom, "cpu", "cpu.stat").splitlines())
+    stat = dict(
+        line.split()[:2] for line in cg_value(dom, ("cpu", "cpu.stat"), "cpu.stat").splitlines()
+    )
     assert int(stat["nr_throttled"]) > 0
     # 10 % of one CPU for about a second: well under half a second of CPU
     assert dom.info().cpu_time < 500_000_000
@@ -81,8 +95,9 @@ def test_pids_limit_refuses_forks(conn, rootfs: Path, shell_of) -> None:
     sh = shell_of(dom)
     sh.stream.write(b"for i in 1 2 3 4 5 6 7 8; do sleep 1000 & done\n")
     sh.read_until("can't fork: Resource temporarily unavailable")
-    assert cg(dom, "pids", "pids.current") == "5"
-    assert int(cg(dom, "pids", "pids.events").split()[1]) > 0  # max N: refused forks
+    assert cg_value(dom, ("pids", "pids.current"), "pids.current") == "5"
+    events = cg_value(dom, ("pids", "pids.events"), "pids.events")
+    assert int(events.split()[1]) > 0  # "max N": N forks were refused
 
 
 def _cap_mask(status: str, field: str) -> int:

@@ -68,18 +68,18 @@ def rule_text(rule: DeviceRule | Any) -> str:
     return f"{rule.type} {major}:{minor} {rule.access}"
 
 
-def backend(mode: str, mounts: dict[str, str], partition: str, name: str) -> CgroupBackend:
-    """The backend for this host: v1 controllers, or the v2 unified hierarchy."""
-    if mode == "v1":
+def backend_for(facts: dict[str, Any], partition: str, name: str) -> CgroupBackend:
+    """The backend for a host (HostFacts.to_dict() data, as plans and state files carry
+    it): v1 controller hierarchies, or the v2 unified hierarchy."""
+    if facts["cgroup_mode"] == "v1":
         from nsvirt.driver.runtime.cgroups.v1 import V1Cgroup
 
-        return V1Cgroup(mounts, partition, name)
-    raise CgroupError("the cgroup v2 backend is not built yet")
+        return V1Cgroup(facts["cgroup_mounts"], partition, name)
+    if not facts.get("cgroup2_mount"):
+        raise CgroupError("no cgroup2 hierarchy is mounted on this host")
+    from nsvirt.driver.runtime.cgroups.v2 import V2Cgroup
 
-
-def backend_for(facts: dict[str, Any], partition: str, name: str) -> CgroupBackend:
-    """The backend from HostFacts.to_dict() data (as plans and state files carry it)."""
-    return backend(facts["cgroup_mode"], facts["cgroup_mounts"], partition, name)
+    return V2Cgroup(facts["cgroup2_mount"], partition, name)
 
 
 def backend_from_state(state: dict) -> CgroupBackend:

@@ -1,0 +1,220 @@
+"""The cgroup v2 backend: one unified hierarchy, processes only in leaves.
+
+    <cgroup2 mount>/<partition>/<name>.nsvirt-lxc
+
+The translations are those libvirt's own v2 backend writes (DESIGN.md §6):
+memory.max, memory.high, memory.swap.max, cpu.weight, cpu.max, cpuset.*,
+io.weight, pids.max; the device whitelist is an eBPF program.
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+import signal
+import time
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from nsvirt.driver.runtime.cgroups import CgroupError, bpf_devices, check_writable, own_cgroups
+
+if TYPE_CHECKING:
+    from nsvirt.driver.plan import DeviceRule, Limits
+
+CONTROLLERS = ("cpu", "cpuset", "io", "memory", "pids")
+WAIT_TIMEOUT = 10.0  # upper bound on waiting for the kernel, not a delay
+
+
+class V2Cgroup:
+    def __init__(self, mount: str, partition: str, name: str) -> None:
+        self.mount = mount
+        self.partition = "/" + partition.strip("/")
+        self.name = name
+        self.leaf = Path(mount + self.partition) / name
+        self.prog_fd = -1
+
+    def describe(self) -> dict[str, str]:
+        return {"unified": str(self.leaf)}
+
+    def _path(self, file: str) -> Path:
+        return self.leaf / file
+
+    def _write(self, file: str, value: object) -> None:
+        path = self._path(file)
+        check_writable(path, self.mount, self.leaf, "")
+        try:
+            with open(path, "w") as f:
+                f.write(str(value))
+        except OSError as e:
+            raise CgroupError(f"cannot write '{value}' to {path}: {e.strerror}") from None
+
+    def _read(self, file: str) -> str:
+        with open(self._path(file)) as f:
+            return f.read().strip()
+
+    def _keyed(self, file: str) -> dict[str, str]:
+        return dict(line.split(None, 1) for line in self._read(file).splitlines() if " " in line)
+
+    # ------------------------------------------------------------ lifecycle
+
+    def create(self, limits: Limits, rules: tuple[DeviceRule, ...]) -> None:
+        mount = Path(self.mount)
+        levels = [p for p in self.leaf.relative_to(mount).parents if p != Path(".")]
+        for rel in reversed(levels):  # the partition, top-down
+            self._enable_controllers((mount / rel).parent)
+            try:
+                os.mkdir(mount / rel)
+            except FileExistsError:
+                pass
+        if levels:
+            self._enable_controllers(mount / levels[0])
+        try:
+            os.mkdir(self.leaf)
+        except FileExistsError:
+            raise CgroupError(f"cgroup {self.leaf} already exists: another container of this "
+                              "name runs under this partition") from None  # fmt: skip
+        try:
+            self._apply(limits)
+            self.prog_fd = bpf_devices.load(bpf_devices.program(rules))
+            bpf_devices.attach(str(self.leaf), self.prog_fd)
+        except BaseException:
+            self.destroy()
+            raise
+
+    def _enable_controllers(self, level: Path) -> None:
+        """Enable in `level` the controllers its children need, only those not enabled yet.
+
+        The one write nsvirt makes outside its own directories (DESIGN.md §6); it is
+        never made in the caller's own cgroup (no-internal-process rule: EBUSY)."""
+        available = set((level / "cgroup.controllers").read_text().split())
+        enabled = set((level / "cgroup.subtree_control").read_text().split())
+        missing = [c for c in CONTROLLERS if c in available and c not in enabled]
+        if not missing:
+            return
+        relative = "/" + str(level.relative_to(self.mount)).removeprefix(".").strip("/")
+        mine = "/" + own_cgroups().get("", "").strip("/")
+        if relative.rstrip("/") == mine.rstrip("/"):
+            raise CgroupError(f"refusing to enable controllers in {level}: it is the caller's "
+                              "own cgroup")  # fmt: skip
+        try:
+            with open(level / "cgroup.subtree_control", "w") as f:
+                f.write(" ".join(f"+{c}" for c in missing))
+        except OSError as e:
+            raise CgroupError(f"cannot enable {', '.join(missing)} in {level}: "
+                              f"{e.strerror}") from None  # fmt: skip
+
+    def _apply(self, lim: Limits) -> None:
+        if lim.memory_limit is not None:
+            self._write("memory.max", lim.memory_limit)
+        if lim.memory_soft_limit is not None:
+            self._write("memory.high", lim.memory_soft_limit)
+        if lim.memory_swap_limit is not None:
+            # v1's memsw counts memory + swap; v2's swap.max counts swap alone
+            if not self._path("memory.swap.max").exists():
+                raise CgroupError(
+                    "<memtune><swap_hard_limit> needs swap accounting "
+                    "(memory.swap.max), which this host does not offer"
+                )
+            mem = lim.memory_limit or 0
+            self._write("memory.swap.max", max(0, lim.memory_swap_limit - mem))
+        if lim.cpu_shares is not None:
+            if not 1 <= lim.cpu_shares <= 10000:
+                raise CgroupError(f"<cputune><shares>{lim.cpu_shares}</shares> is outside "
+                                  "cgroup v2's cpu.weight range 1-10000")  # fmt: skip
+            self._write("cpu.weight", lim.cpu_shares)
+        if lim.cpu_quota is not None or lim.cpu_period is not None:
+            quota = lim.cpu_quota if lim.cpu_quota not in (None, -1) else "max"
+            self._write("cpu.max", f"{quota} {lim.cpu_period or 100000}")
+        if lim.cpuset_cpus is not None:
+            self._write("cpuset.cpus", lim.cpuset_cpus)
+        if lim.cpuset_mems is not None:
+            self._write("cpuset.mems", lim.cpuset_mems)
+        if lim.blkio_weight is not None:
+            if not self._path("io.weight").exists():
+                raise CgroupError(
+                    "<blkiotune><weight> needs io.weight (the BFQ scheduler "
+                    "and the io controller), which this host does not offer"
+                )
+            self._write("io.weight", f"default {lim.blkio_weight}")
+        if lim.pids_max is not None:
+            self._write("pids.max", lim.pids_max)
+
+    def attach(self, pid: int) -> None:
+        self._write("cgroup.procs", pid)
+
+    def pids(self) -> list[int]:
+        try:
+            return sorted(int(p) for p in self._read("cgroup.procs").split())
+        except FileNotFoundError:
+            return []
+
+    def _wait_events(self, key: str, value: str) -> None:
+        deadline = time.monotonic() + WAIT_TIMEOUT
+        while self._keyed("cgroup.events").get(key) != value:
+            if time.monotonic() > deadline:
+                raise CgroupError(f"{self.leaf}: {key} did not become {value}")
+            time.sleep(0.001)
+
+    def freeze(self) -> None:
+        self._write("cgroup.freeze", 1)
+        self._wait_events("frozen", "1")
+
+    def thaw(self) -> None:
+        self._write("cgroup.freeze", 0)
+
+    def frozen(self) -> bool:
+        return self._keyed("cgroup.events").get("frozen") == "1"
+
+    def kill_all(self) -> None:
+        """Kill every task at once: cgroup.kill, or freeze → SIGKILL each → thaw."""
+        if not self.leaf.exists():
+            return
+        if self._path("cgroup.kill").exists():
+            self._write("cgroup.kill", 1)
+            return
+        self.freeze()
+        for pid in self.pids():
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+        self.thaw()
+
+    def destroy(self) -> None:
+        """Remove the leaf (its device program goes with it), then empty partitions."""
+        if self.prog_fd >= 0:
+            try:
+                bpf_devices.detach(str(self.leaf), self.prog_fd)
+            except OSError:
+                pass
+            os.close(self.prog_fd)
+            self.prog_fd = -1
+        deadline = time.monotonic() + WAIT_TIMEOUT
+        while True:
+            try:
+                os.rmdir(self.leaf)
+                break
+            except FileNotFoundError:
+                break
+            except OSError as e:
+                if e.errno != errno.EBUSY or time.monotonic() > deadline:
+                    raise CgroupError(f"cannot remove {self.leaf}: {e.strerror}") from None
+                time.sleep(0.001)
+        part = self.leaf.parent
+        while part != Path(self.mount):
+            try:
+                os.rmdir(part)
+            except OSError:
+                break
+            part = part.parent
+
+    # ------------------------------------------------------------ statistics
+
+    def memory_usage(self) -> int:
+        return int(self._read("memory.current"))
+
+    def cpu_time_ns(self) -> int:
+        return int(self._keyed("cpu.stat")["usage_usec"]) * 1000
+
+    def oom_kills(self) -> int:
+        return int(self._keyed("memory.events").get("oom_kill", 0))
