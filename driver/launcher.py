@@ -19,7 +19,10 @@ from nsvirt.driver.errors import InternalError
 from nsvirt.driver.plan import LaunchPlan
 from nsvirt.driver.supervisor import protocol
 
-START_TIMEOUT = 60.0  # a bound on waiting for the handshake, not a delay
+START_TIMEOUT = 60.0
+BOOT = os.path.join(
+    os.path.dirname(os.path.abspath(__file__)), "supervisor", "boot.py"
+)  # a bound on waiting for the handshake, not a delay
 
 
 class StartFailed(Exception):
@@ -47,8 +50,9 @@ def launch(paths: store.Paths, plan: LaunchPlan, *, persistent: bool) -> dict:
         starter = subprocess.Popen(
             [
                 sys.executable,
-                "-m",
-                "nsvirt.driver.supervisor",
+                "-I",  # isolated and without site: see supervisor/boot.py
+                "-S",
+                BOOT,
                 "--detach",
                 "--handshake-fd",
                 str(theirs.fileno()),

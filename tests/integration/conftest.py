@@ -169,10 +169,14 @@ def start(conn: Connection, xml: str) -> Domain:
 class Shell:
     """A shell on a domain's console: type a command, read its output."""
 
-    def __init__(self, dom: Domain) -> None:
+    def __init__(self, dom: Domain, shell: bool = True) -> None:
         self.stream: ConsoleStream = dom.open_console()
         self.buf = b""
         self.counter = 0
+        if shell:
+            # no echo and no prompt: what the console prints is the commands' output
+            # (a prompt printed late, after typed-ahead input, would interleave)
+            self.run("stty -echo; PS1=''")
 
     def run(self, command: str, timeout: float = 30.0) -> str:
         """Run `command` in the console's shell; return its output (without the echo)."""
@@ -184,7 +188,8 @@ class Shell:
         text = self._until(re.compile(re.escape(tag).encode() + rb"(\d+)"), timeout, command)
         # drop everything up to the end of the echoed command line
         at = text.rfind(typed)
-        return text[text.index("\n", at) + 1 :] if at >= 0 and "\n" in text[at:] else text
+        out = text[text.index("\n", at) + 1 :] if at >= 0 and "\n" in text[at:] else text
+        return out.lstrip("\n")  # a line editor may still end the (unechoed) input line
 
     def _until(self, pattern: re.Pattern[bytes], timeout: float, what: str) -> str:
         import select
@@ -215,8 +220,8 @@ class Shell:
 def shell_of() -> Iterator:
     shells: list[Shell] = []
 
-    def make(dom: Domain) -> Shell:
-        s = Shell(dom)
+    def make(dom: Domain, shell: bool = True) -> Shell:
+        s = Shell(dom, shell)
         shells.append(s)
         return s
 

@@ -160,8 +160,8 @@ def test_reboot_starts_a_new_init_with_the_same_config(conn, rootfs: Path, shell
     assert dom.init_pid() != first_init
     assert dom.id == first_id  # the same supervisor keeps the domain
     assert not Path(f"/proc/{first_init}").exists()
-    sh = shell_of(dom)
-    sh.stream.write(b"")  # the console survives the reboot
+    with dom.open_console() as console:  # the consoles survive the reboot
+        console.write(b"\n")
 
 
 def test_transient_create(conn, rootfs: Path) -> None:
@@ -219,7 +219,7 @@ def test_on_poweroff_restart(conn, rootfs: Path, shell_of) -> None:
     xml = xml.replace("</os>", "</os><on_poweroff>restart</on_poweroff>")
     dom = start(conn, xml)
     first = dom.init_pid()
-    sh = shell_of(dom)  # the console stays attached across the restart
+    sh = shell_of(dom, shell=False)  # the console stays attached across the restart
     sh.read_until("booted")
     sh.stream.write(b"x\n")
     sh.read_until("booted")  # printed by the new init
