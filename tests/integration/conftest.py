@@ -118,6 +118,16 @@ def leftovers(conn: Connection) -> list[str]:
         for state in run.glob("*.json"):
             if '"running"' in state.read_text() or '"paused"' in state.read_text():
                 out.append(str(state))
+    from nsvirt.driver.runtime.cgroups.bpf_devices import (
+        BPF_PROG_TYPE_CGROUP_DEVICE,
+        loaded_programs,
+    )
+
+    out += [
+        f"bpf program {p}"
+        for p in loaded_programs()
+        if p[1] == BPF_PROG_TYPE_CGROUP_DEVICE and p[2] == "nsvirt_devices"
+    ]
     mounts = Path("/proc/self/mountinfo").read_text()
     out += [line for line in mounts.splitlines() if str(conn.paths.root) in line]
     return out

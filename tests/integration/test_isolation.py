@@ -7,7 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.integration.conftest import MARKER, domain_xml, start
+from nsvirt.driver.runtime.cgroups.bpf_devices import BPF_PROG_TYPE_CGROUP_DEVICE, loaded_programs
+from tests.integration.conftest import MARKER, domain_xml, is_v2, start
 
 pytestmark = pytest.mark.v2
 
@@ -90,6 +91,11 @@ def test_device_cgroup_denies_unlisted_node(conn, rootfs: Path, shell_of) -> Non
     assert sh.run("head -c 3 /dev/zero | wc -c").strip() == "3"
     # and creating nodes fails for lack of CAP_MKNOD
     assert "rc=1" in sh.run("mknod /tmp/x c 1 3 2>/dev/null; echo rc=$?")
+    if is_v2(dom):  # the whitelist is an eBPF program, held by the supervisor
+        progs = [p for p in loaded_programs() if p[2] == "nsvirt_devices"]
+        assert len(progs) == 1 and progs[0][1] == BPF_PROG_TYPE_CGROUP_DEVICE
+        fdinfo = Path(f"/proc/{dom.id}/fdinfo")
+        assert any(f"prog_id:\t{progs[0][0]}" in f.read_text() for f in fdinfo.iterdir())
 
 
 def test_app_container_shares_host_root_with_private_proc_dev(conn, shell_of) -> None:

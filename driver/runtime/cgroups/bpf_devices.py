@@ -144,3 +144,35 @@ def _attach_cmd(cmd: int, cgroup_dir: str, prog_fd: int, what: str) -> None:
             raise BpfError(f"{what} to {cgroup_dir}", ctypes.get_errno())
     finally:
         os.close(cg)
+
+
+BPF_PROG_GET_NEXT_ID = 11
+BPF_PROG_GET_FD_BY_ID = 13
+BPF_OBJ_GET_INFO_BY_FD = 15
+
+
+def loaded_programs() -> list[tuple[int, int, str]]:
+    """(id, type, name) of every BPF program loaded on the host (needs CAP_SYS_ADMIN):
+    how tests prove that no device program outlives its container."""
+    out = []
+    prog_id = 0
+    while True:
+        attr = ctypes.create_string_buffer(16)
+        struct.pack_into("<I", attr, 0, prog_id)
+        if _bpf(BPF_PROG_GET_NEXT_ID, attr) < 0:
+            return out  # ENOENT: no more programs
+        prog_id = struct.unpack_from("<I", attr, 4)[0]
+        struct.pack_into("<I", attr, 0, prog_id)
+        fd = _bpf(BPF_PROG_GET_FD_BY_ID, attr)
+        if fd < 0:
+            continue  # unloaded meanwhile
+        try:
+            info = ctypes.create_string_buffer(256)
+            query = ctypes.create_string_buffer(16)
+            struct.pack_into("<IIQ", query, 0, fd, ctypes.sizeof(info), ctypes.addressof(info))
+            if _bpf(BPF_OBJ_GET_INFO_BY_FD, query) == 0:
+                prog_type = struct.unpack_from("<I", info, 0)[0]
+                name = struct.unpack_from("<16s", info, 64)[0].split(b"\0")[0].decode()
+                out.append((prog_id, prog_type, name))
+        finally:
+            os.close(fd)
