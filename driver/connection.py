@@ -20,9 +20,9 @@ import select
 import uuid as uuidlib
 from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import TYPE_CHECKING
 from urllib.parse import parse_qs, urlsplit
 
-from nsvirt.driver import model as m
 from nsvirt.driver import runstate, store
 from nsvirt.driver.errors import (
     DriverError,
@@ -33,6 +33,9 @@ from nsvirt.driver.errors import (
     OperationInvalid,
 )
 from nsvirt.driver.state import DomainState
+
+if TYPE_CHECKING:  # the model costs ~20 ms to import: one-shot `list` does without it
+    from nsvirt.driver import model as m
 
 DEFAULT_URI = "lxc:///system"
 SHUTDOWN_TIMEOUT = 30.0  # seconds an init gets to stop before it is destroyed
@@ -291,6 +294,12 @@ class Domain:
         state = self._runtime()
         return state["supervisor_pid"] if runstate.is_live(state) else -1
 
+    def status(self) -> tuple[DomainState, int, int]:
+        """(state, reason, id) from one read of the runtime state (what `list` needs)."""
+        state = self._runtime()
+        st, reason = runstate.state_of(state)
+        return st, reason, state["supervisor_pid"] if runstate.is_live(state) else -1
+
     def state(self) -> tuple[DomainState, int]:
         """(state, reason) as libvirt's virDomainGetState."""
         return runstate.state_of(self._runtime())
@@ -353,6 +362,37 @@ class Domain:
             if not runstate.is_live(state):
                 store.remove(paths.state(self.name))
 
+    def set_metadata(self, kind: str, value: str | None, *, live: bool, config: bool,
+                     uri: str | None = None) -> None:  # fmt: skip
+        """Set (or, with None, remove) the title, the description, or the <metadata>
+        element of namespace `uri` (given as serialised XML), live and/or persistently."""
+        from nsvirt.driver import xmlformat, xmlio
+
+        if live and not self.is_active():
+            raise OperationInvalid("domain is not running")
+        if config and not self.is_persistent():
+            raise OperationInvalid("transient domains do not have any persistent config")
+
+        def change(dom: m.DomainDef) -> m.DomainDef:
+            if kind == "title":
+                return replace(dom, title=value or None)
+            if kind == "description":
+                return replace(dom, description=value or None)
+            kept = tuple(x for x in dom.metadata if f'="{uri}"' not in x.split(">", 1)[0])
+            return replace(dom, metadata=kept + ((value,) if value else ()))
+
+        paths = self.conn.paths
+        with store.locked(paths.lock(self.name)):
+            if config:
+                dom = change(self.definition(inactive=True))
+                text = xmlformat.format_domain(dom).encode()
+                xmlio.parse(text, source=self.name)  # what is stored must validate
+                store.write_atomic(paths.config(self.name), text)
+            if live:
+                state = self._live()
+                dom = change(xmlio.parse_trusted(paths.live_xml(self.name).read_bytes()))
+                self._write_live_xml(dom, state["supervisor_pid"], state["consoles"])
+
     def autostart(self) -> bool:
         return self.conn.paths.autostart_link(self.name).is_symlink()
 
@@ -388,7 +428,7 @@ class Domain:
 
     def _start(self, dom: m.DomainDef, *, persistent: bool) -> None:
         """Plan, launch, and write the live XML. The caller holds the domain lock."""
-        from nsvirt.driver import hostfacts, launcher, plan, xmlformat
+        from nsvirt.driver import hostfacts, launcher, plan
 
         facts = hostfacts.detect()
         join = self._namespaces_to_join(dom)
@@ -397,16 +437,19 @@ class Domain:
             info = launcher.launch(self.conn.paths, launch_plan, persistent=persistent)
         except launcher.StartFailed as e:
             raise InternalError(str(e)) from None
+        self._write_live_xml(dom, info["pid"], info["consoles"])
+
+    def _write_live_xml(self, dom: m.DomainDef, pid: int, ttys: list[str]) -> None:
+        """The running domain's XML: its id and its consoles' ptys, as dumpxml shows them."""
+        from nsvirt.driver import xmlformat
+
         consoles = tuple(
             replace(c, tty=tty, alias=f"console{i}")
-            for i, (c, tty) in enumerate(
-                zip(_consoles_or_default(dom), info["consoles"], strict=False)
-            )
+            for i, (c, tty) in enumerate(zip(_consoles_or_default(dom), ttys, strict=False))
         )
-        live = replace(dom, id=info["pid"], devices=replace(dom.devices, consoles=consoles))
-        store.write_atomic(
-            self.conn.paths.live_xml(self.name), xmlformat.format_domain(live).encode()
-        )
+        live = replace(dom, id=pid, devices=replace(dom.devices, consoles=consoles))
+        store.write_atomic(self.conn.paths.live_xml(self.name),
+                           xmlformat.format_domain(live).encode())  # fmt: skip
 
     def _namespaces_to_join(self, dom: m.DomainDef) -> tuple[tuple[str, str], ...]:
         """Resolve <lxc:namespace> sharing to namespace files, checking they exist."""
@@ -478,6 +521,20 @@ class Domain:
             raise OperationInvalid("domain is not paused")
         self._call({"op": "resume"})
 
+    def hold_autodestroy(self) -> object:
+        """Tie the domain's life to the returned socket: when it is closed (or this
+        process dies), the supervisor destroys the domain (libvirt's autodestroy)."""
+        from nsvirt.driver.supervisor import protocol
+
+        self._live()
+        sock = protocol.connect(self.conn.paths.socket(self.name))
+        sock.sendall(protocol.encode({"op": "autodestroy"}))
+        reply = protocol.decode(protocol.read_line(sock, 30.0) or b'{"v":1,"ok":false}')
+        if not reply.get("ok"):
+            sock.close()
+            raise OperationFailed(reply.get("error", "autodestroy refused"))
+        return sock
+
     def wait_for_shutoff(self, timeout: float) -> bool:
         """Block until the supervisor has exited (pidfd), at most `timeout` seconds."""
         state = runstate.read(self.conn.paths, self.name)
@@ -513,7 +570,9 @@ class Domain:
 
 
 def _consoles_or_default(dom: m.DomainDef) -> tuple[m.CharDevice, ...]:
-    return dom.devices.consoles or (m.CharDevice(port=0),)
+    from nsvirt.driver.model import CharDevice
+
+    return dom.devices.consoles or (CharDevice(port=0),)
 
 
 class ConsoleStream:

@@ -11,10 +11,10 @@ from dataclasses import dataclass
 from typing import TextIO
 
 from nsvirt.shell import parse
-from nsvirt.shell.commands import COMMANDS, Context, domain, host, lifecycle, monitor, pending
+from nsvirt.shell.commands import Context, load_commands
 from nsvirt.shell.report import ShellError, report
 
-_ = (domain, host, lifecycle, monitor, pending)  # imported to register their commands
+COMMANDS = load_commands()
 
 USAGE = """\
 nsvirsh [options]... [<command_string>]
@@ -116,7 +116,9 @@ def run_command(ctx: Context, words: list[str]) -> int:
     cmd = COMMANDS.get(name)
     if cmd is None:
         raise ShellError(f"unknown command: '{name}'")
-    args = cmd.parser().parse_args(rest)
+    parser = cmd.parser()
+    # virsh takes options and positional words in any order
+    args = parser.parse_args(rest) if cmd.run is None else parser.parse_intermixed_args(rest)
     if args.help:
         ctx.out.write(cmd.parser().format_help())
         return 0
@@ -162,7 +164,7 @@ def main(
         return e.status
     except ShellError as e:
         return report(e, err)
-    ctx = Context(opts.uri, out, err, quiet=opts.quiet)
+    ctx = Context(opts.uri, out, err, quiet=opts.quiet, escape=opts.escape)
     try:
         if len(words) == 1 and any(c in words[0] for c in " \t\n;#'\"\\"):
             commands = parse.split_commands(words[0])
@@ -171,12 +173,9 @@ def main(
     except parse.UnbalancedQuote as e:
         return report(ShellError(str(e)), err)
     if not commands:
-        return report(
-            ShellError(
-                "the interactive shell is not built yet: give a command, e.g. 'nsvirsh help'"
-            ),
-            err,
-        )
+        from nsvirt.shell.app import interactive  # cmd2 costs ~250 ms: only here
+
+        return interactive(ctx, debug=opts.debug)
     if commands[0][0] == "help":
         return _help(ctx, commands[0])
     return run_line(ctx, commands, err, opts.debug)

@@ -48,6 +48,7 @@ class Client:
         self.sock = sock
         self.buf = bytearray()
         self.console: Console | None = None
+        self.autodestroy = False  # destroy the container when this client goes away
 
 
 class Supervisor:
@@ -408,6 +409,10 @@ class Supervisor:
         except OSError:
             data = b""
         if not data:
+            if c.autodestroy and self.intent != "destroy":
+                log("the autodestroy client went away: destroying the container")
+                self.intent = "destroy"
+                self.cgroup.kill_all()
             return self._drop(c)
         c.buf += data
         if c.console is not None:
@@ -461,6 +466,10 @@ class Supervisor:
             return {"ok": True}
         if op == "console":
             return self._attach_console(msg, c)
+        if op == "autodestroy":
+            c.autodestroy = True
+            self._send(c.sock, protocol.encode({"ok": True}))
+            return None  # the connection stays open; its end is the signal
         return {"ok": False, "error": f"this supervisor does not know the request '{op}'"}
 
     def _wait_for_stop(self, c: Client) -> None:

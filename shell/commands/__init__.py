@@ -21,12 +21,22 @@ if TYPE_CHECKING:
 class Context:
     """What a command runs against: the connection (opened on first use) and the streams."""
 
-    def __init__(self, uri: str | None, out: TextIO, err: TextIO, quiet: bool = False) -> None:
+    def __init__(self, uri: str | None, out: TextIO, err: TextIO, quiet: bool = False,
+                 escape: str = "^]") -> None:  # fmt: skip
         self.uri = uri
         self.out = out
         self.err = err
         self.quiet = quiet
+        self.escape = escape
+        self.autodestroy: list[object] = []  # sockets whose closing destroys a domain
         self._conn: Connection | None = None
+
+    def reconnect(self, uri: str | None) -> None:
+        """Open another connection (the interactive `connect` command)."""
+        from nsvirt.driver import connect
+
+        self._conn = connect(uri)
+        self.uri = uri
 
     @property
     def conn(self) -> Connection:
@@ -76,6 +86,21 @@ class Command:
 
 
 COMMANDS: dict[str, Command] = {}
+
+
+def load_commands() -> dict[str, Command]:
+    """Import every command module (each registers its commands) and return the table."""
+    from nsvirt.shell.commands import (  # noqa: F401
+        console,
+        domain,
+        host,
+        lifecycle,
+        monitor,
+        pending,
+        xmledit,
+    )
+
+    return COMMANDS
 
 
 def command(

@@ -38,3 +38,74 @@ def version(ctx: Context, args: argparse.Namespace) -> int:
         file=ctx.out,
     )
     return 0
+
+
+def _connect_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("name", nargs="?", metavar="URI", help="hypervisor connection URI")
+    p.add_argument("--name", dest="name_opt", help=argparse.SUPPRESS)
+    p.add_argument("--readonly", action="store_true", help="read-only connection")
+
+
+@command("connect", "(re)connect to hypervisor", _connect_args)
+def connect(ctx: Context, args: argparse.Namespace) -> int:
+    ctx.reconnect(args.name_opt or args.name or ctx.uri)
+    return 0
+
+
+def _cpuinfo() -> dict[str, str]:
+    info: dict[str, str] = {}
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                key, _, value = line.partition(":")
+                info.setdefault(key.strip(), value.strip())
+    except OSError:
+        pass
+    return info
+
+
+def _topology() -> tuple[int, int, int, int]:
+    """(sockets, cores per socket, threads per core, NUMA cells) from sysfs."""
+    base = "/sys/devices/system/cpu"
+    cpus = sorted(int(d[3:]) for d in os.listdir(base) if d[3:].isdigit() and d.startswith("cpu"))
+    packages: set[str] = set()
+    cores: set[tuple[str, str]] = set()
+    for cpu in cpus:
+        try:
+            with open(f"{base}/cpu{cpu}/topology/physical_package_id") as f:
+                pkg = f.read().strip()
+            with open(f"{base}/cpu{cpu}/topology/core_id") as f:
+                core = f.read().strip()
+        except OSError:
+            continue
+        packages.add(pkg)
+        cores.add((pkg, core))
+    sockets = max(1, len(packages))
+    per_socket = max(1, len(cores) // sockets)
+    threads = max(1, len(cpus) // max(1, len(cores)))
+    try:
+        cells = len([d for d in os.listdir("/sys/devices/system/node") if d.startswith("node")])
+    except OSError:
+        cells = 1
+    return sockets, per_socket, threads, max(1, cells)
+
+
+@command("nodeinfo", "node information", _none)
+def nodeinfo(ctx: Context, args: argparse.Namespace) -> int:
+    info = _cpuinfo()
+    sockets, per_socket, threads, cells = _topology()
+    with open("/proc/meminfo") as f:
+        mem_kib = int(f.readline().split()[1])
+    mhz = info.get("cpu MHz", "0").split(".")[0]
+    rows = [
+        ("CPU model", os.uname().machine),
+        ("CPU(s)", str(os.cpu_count() or 1)),
+        ("CPU frequency", f"{mhz} MHz"),
+        ("CPU socket(s)", str(sockets)),
+        ("Core(s) per socket", str(per_socket)),
+        ("Thread(s) per core", str(threads)),
+        ("NUMA cell(s)", str(cells)),
+        ("Memory size", f"{mem_kib} KiB"),
+    ]
+    ctx.out.write("".join(f"{k + ':':<20} {v}\n" for k, v in rows) + "\n")
+    return 0

@@ -24,6 +24,10 @@ def start(ctx: Context, args: argparse.Namespace) -> int:
     except Exception as e:
         raise CommandFailed(f"Failed to start domain '{dom.name}'", e) from e
     ctx.print(f"Domain '{dom.name}' started\n")
+    if args.console:
+        from nsvirt.shell.commands.console import attach
+
+        return attach(ctx, dom.name, escape=ctx.escape)
     return 0
 
 
@@ -32,6 +36,9 @@ def _create_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--file", dest="file_opt", help=argparse.SUPPRESS)
     p.add_argument("--console", action="store_true", help="attach to console after creation")
     p.add_argument("--validate", action="store_true", help="(always done by nsvirt)")
+    p.add_argument(
+        "--autodestroy", action="store_true", help="destroy the domain when nsvirsh exits"
+    )
 
 
 @command("create", "create a domain from an XML file", _create_args)
@@ -45,7 +52,13 @@ def create(ctx: Context, args: argparse.Namespace) -> int:
         dom = ctx.conn.create_xml(data, source=path)
     except Exception as e:
         raise CommandFailed(f"Failed to create domain from {path}", e) from e
+    if args.autodestroy:  # the domain goes when this nsvirsh exits
+        ctx.autodestroy.append(dom.hold_autodestroy())
     ctx.print(f"Domain '{dom.name}' created from {path}\n")
+    if args.console:
+        from nsvirt.shell.commands.console import attach
+
+        return attach(ctx, dom.name, escape=ctx.escape)
     return 0
 
 

@@ -7,13 +7,6 @@ from nsvirt.shell.commands import unsupported
 
 # name, summary, libvirt API, which domains complete
 PENDING = (
-    ("console", "connect to the guest console", "virDomainOpenConsole", "active"),
-    ("edit", "edit XML configuration for a domain", "virDomainDefineXML", "all"),
-    ("desc", "show or set domain's description or title", "virDomainSetMetadata", "all"),
-    ("metadata", "show or set domain's custom XML metadata", "virDomainSetMetadata", "all"),
-    ("domiflist", "list all domain virtual interfaces", "virDomainGetXMLDesc", "all"),
-    ("domblklist", "list all domain blocks", "virDomainGetXMLDesc", "all"),
-    ("nodeinfo", "node information", "virNodeGetInfo", ""),
     (
         "domxml-from-native",
         "Convert native config to domain XML",
