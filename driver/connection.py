@@ -360,7 +360,7 @@ class Domain:
                 raise NoDomainError(self.name)
             state = runstate.read(paths, self.name)
             if not runstate.is_live(state):
-                store.remove(paths.state(self.name))
+                store.remove(paths.state(self.name), durable=False)
 
     def set_metadata(self, kind: str, value: str | None, *, live: bool, config: bool,
                      uri: str | None = None) -> None:  # fmt: skip
@@ -448,8 +448,8 @@ class Domain:
             for i, (c, tty) in enumerate(zip(_consoles_or_default(dom), ttys, strict=False))
         )
         live = replace(dom, id=pid, devices=replace(dom.devices, consoles=consoles))
-        store.write_atomic(self.conn.paths.live_xml(self.name),
-                           xmlformat.format_domain(live).encode())  # fmt: skip
+        text = xmlformat.format_domain(live).encode()
+        store.write_atomic(self.conn.paths.live_xml(self.name), text, durable=False)
 
     def _namespaces_to_join(self, dom: m.DomainDef) -> tuple[tuple[str, str], ...]:
         """Resolve <lxc:namespace> sharing to namespace files, checking they exist."""

@@ -17,8 +17,13 @@ def fsync_dir(path: str | os.PathLike[str]) -> None:
         os.close(fd)
 
 
-def write_atomic(path: str | os.PathLike[str], data: bytes, mode: int = 0o600) -> None:
-    """Replace `path` with `data` all at once: temp file, fsync, rename, fsync the dir."""
+def write_atomic(path: str | os.PathLike[str], data: bytes, mode: int = 0o600,
+                 durable: bool = True) -> None:  # fmt: skip
+    """Replace `path` with `data` all at once: temp file, fsync, rename, fsync the dir.
+
+    durable=False skips the fsyncs but keeps the rename (readers still see the old or
+    the new file, never a torn one): for runtime state under /run, which a reboot
+    empties anyway, so there is nothing to make survive a crash."""
     path = os.fspath(path)
     directory, name = os.path.split(path)
     tmp = os.path.join(directory, f".{name}.{os.getpid()}.tmp")
@@ -27,7 +32,8 @@ def write_atomic(path: str | os.PathLike[str], data: bytes, mode: int = 0o600) -
         with os.fdopen(fd, "wb") as f:
             f.write(data)
             f.flush()
-            os.fsync(f.fileno())
+            if durable:
+                os.fsync(f.fileno())
         os.replace(tmp, path)  # rename(2) is atomic within one filesystem
     except BaseException:
         try:
@@ -35,14 +41,16 @@ def write_atomic(path: str | os.PathLike[str], data: bytes, mode: int = 0o600) -
         except FileNotFoundError:
             pass
         raise
-    fsync_dir(directory or ".")
+    if durable:
+        fsync_dir(directory or ".")
 
 
-def remove(path: str | os.PathLike[str]) -> bool:
-    """Remove a file if it exists and make that durable; say whether it existed."""
+def remove(path: str | os.PathLike[str], durable: bool = True) -> bool:
+    """Remove a file if it exists (and make that durable); say whether it existed."""
     try:
         os.unlink(path)
     except FileNotFoundError:
         return False
-    fsync_dir(os.path.dirname(os.fspath(path)) or ".")
+    if durable:
+        fsync_dir(os.path.dirname(os.fspath(path)) or ".")
     return True

@@ -43,7 +43,7 @@ def launch(paths: store.Paths, plan: LaunchPlan, *, persistent: bool) -> dict:
             "mountpoint": str(runstate.mountpoint(paths, name)),
         },
     }
-    store.remove(paths.state(name))  # the last run's reason is history now
+    store.remove(paths.state(name), durable=False)  # the last run's reason is history now
     ours, theirs = socket.socketpair()
     log_fd = os.open(paths.log(name), os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o600)
     try:
@@ -101,6 +101,6 @@ def _clean_failed_start(paths: store.Paths, plan: LaunchPlan) -> None:
         with contextlib.suppress(ProcessLookupError):
             os.kill(state["supervisor_pid"], 9)
     for path in (paths.socket(plan.name), paths.live_xml(plan.name), paths.state(plan.name)):
-        store.remove(path)
+        store.remove(path, durable=False)
     with contextlib.suppress(OSError):
         os.rmdir(runstate.mountpoint(paths, plan.name))

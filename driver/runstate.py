@@ -70,7 +70,7 @@ def clean_after_dead_supervisor(paths: store.Paths, name: str, state: dict) -> N
         cg.kill_all()
         cg.destroy()
     for path in (paths.socket(name), paths.live_xml(name)):
-        store.remove(path)
+        store.remove(path, durable=False)
     with contextlib.suppress(OSError):
         os.rmdir(mountpoint(paths, name))
     if state.get("persistent", True) and paths.config(name).exists():
@@ -80,9 +80,9 @@ def clean_after_dead_supervisor(paths: store.Paths, name: str, state: dict) -> N
             "state": "shutoff",
             "reason": "crashed",
         }
-        store.write_atomic(paths.state(name), json.dumps(final).encode())
+        store.write_atomic(paths.state(name), json.dumps(final).encode(), durable=False)
     else:
-        store.remove(paths.state(name))
+        store.remove(paths.state(name), durable=False)
 
 
 def mountpoint(paths: store.Paths, name: str) -> Path:

@@ -174,7 +174,9 @@ class Supervisor:
             "started_at": self.started_at,
             "protocol": protocol.VERSION,
         }
-        fileio.write_atomic(self.paths["state"], json.dumps(state, indent=1).encode())
+        fileio.write_atomic(
+            self.paths["state"], json.dumps(state, indent=1).encode(), durable=False
+        )
 
     # ------------------------------------------------------------ main
 
@@ -352,7 +354,7 @@ class Supervisor:
                     pass
         self.consoles = []
         for key in ("socket", "live_xml"):
-            fileio.remove(self.paths[key])
+            fileio.remove(self.paths[key], durable=False)
         try:
             os.rmdir(self.paths["mountpoint"])
         except OSError:
@@ -366,9 +368,9 @@ class Supervisor:
                 "state": "shutoff",
                 "reason": final_reason,
             }
-            fileio.write_atomic(self.paths["state"], json.dumps(final).encode())
+            fileio.write_atomic(self.paths["state"], json.dumps(final).encode(), durable=False)
         else:
-            fileio.remove(self.paths["state"])
+            fileio.remove(self.paths["state"], durable=False)
 
     def _deadline_passed(self) -> None:
         """A shutdown or reboot was not honoured in time: kill the whole container."""

@@ -162,8 +162,9 @@ def loaded_programs() -> list[tuple[int, int, str]]:
         if _bpf(BPF_PROG_GET_NEXT_ID, attr) < 0:
             return out  # ENOENT: no more programs
         prog_id = struct.unpack_from("<I", attr, 4)[0]
-        struct.pack_into("<I", attr, 0, prog_id)
-        fd = _bpf(BPF_PROG_GET_FD_BY_ID, attr)
+        by_id = ctypes.create_string_buffer(16)  # only prog_id may be set here
+        struct.pack_into("<I", by_id, 0, prog_id)
+        fd = _bpf(BPF_PROG_GET_FD_BY_ID, by_id)
         if fd < 0:
             continue  # unloaded meanwhile
         try:
