@@ -44,35 +44,39 @@ def launch(paths: store.Paths, plan: LaunchPlan, *, persistent: bool) -> dict:
         },
     }
     store.remove(paths.state(name), durable=False)  # the last run's reason is history now
+    config["fault"] = os.environ.get("NSVIRT_FAULT")  # test hook (supervisor/faults.py)
     ours, theirs = socket.socketpair()
     log_fd = os.open(paths.log(name), os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o600)
+    starter = None
     try:
-        starter = subprocess.Popen(
-            [
-                sys.executable,
-                "-I",  # isolated and without site: see supervisor/boot.py
-                "-S",
-                BOOT,
-                "--detach",
-                "--handshake-fd",
-                str(theirs.fileno()),
-            ],
-            stdin=subprocess.PIPE,
-            stdout=log_fd,
-            stderr=log_fd,
-            pass_fds=(theirs.fileno(),),
-            start_new_session=True,
-            cwd="/",
-        )
+        if not _spawn_from_running(paths, config, theirs.fileno(), log_fd):
+            starter = subprocess.Popen(
+                [
+                    sys.executable,
+                    "-I",  # isolated and without site: see supervisor/boot.py
+                    "-S",
+                    BOOT,
+                    "--detach",
+                    "--handshake-fd",
+                    str(theirs.fileno()),
+                ],
+                stdin=subprocess.PIPE,
+                stdout=log_fd,
+                stderr=log_fd,
+                pass_fds=(theirs.fileno(),),
+                start_new_session=True,
+                cwd="/",
+            )
     finally:
         os.close(log_fd)
         theirs.close()
     try:
-        assert starter.stdin is not None
-        with contextlib.suppress(BrokenPipeError):
-            starter.stdin.write(json.dumps(config).encode())
-            starter.stdin.close()
-        starter.wait()  # exits as soon as it has forked the real supervisor
+        if starter is not None:
+            assert starter.stdin is not None
+            with contextlib.suppress(BrokenPipeError):
+                starter.stdin.write(json.dumps(config).encode())
+                starter.stdin.close()
+            starter.wait()  # exits as soon as it has forked the real supervisor
         try:
             line = protocol.read_line(ours, START_TIMEOUT).decode(errors="replace").strip()
         except TimeoutError:
@@ -85,6 +89,32 @@ def launch(paths: store.Paths, plan: LaunchPlan, *, persistent: bool) -> dict:
     if line.startswith("error: "):
         raise StartFailed(line.removeprefix("error: "))
     raise InternalError(f"the supervisor of '{name}' died during start (see {paths.log(name)})")
+
+
+def _spawn_from_running(paths: store.Paths, config: dict, handshake: int, log_fd: int) -> bool:
+    """Ask a running supervisor of the same code to fork the new one (fast, and its
+    memory is shared); False when there is none, so a fresh interpreter starts it."""
+    from nsvirt.driver.supervisor.signature import code_signature
+
+    if os.environ.get("NSVIRT_NO_FORK_SERVER"):
+        return False
+    code = code_signature()
+    for other in paths.running_names():
+        state = runstate.read(paths, other)
+        if not (state and runstate.is_live(state) and state.get("code") == code
+                and state.get("protocol") == protocol.VERSION
+                and runstate.supervisor_alive(state)):  # fmt: skip
+            continue
+        try:
+            with protocol.connect(paths.socket(other), timeout=10.0) as sock:
+                socket.send_fds(sock, [protocol.encode({"op": "spawn", "config": config})],
+                                [handshake, log_fd])  # fmt: skip
+                reply = protocol.decode(protocol.read_line(sock, 10.0) or b"{}")
+        except (OSError, protocol.ProtocolError, TimeoutError):
+            continue
+        if reply.get("ok"):
+            return True
+    return False
 
 
 def _clean_failed_start(paths: store.Paths, plan: LaunchPlan) -> None:

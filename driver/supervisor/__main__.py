@@ -9,6 +9,7 @@ Its pid is the domain's id.
 
 from __future__ import annotations
 
+import gc
 import json
 import os
 import selectors
@@ -23,6 +24,7 @@ from nsvirt.driver import fileio
 from nsvirt.driver.runtime import syscalls as sc
 from nsvirt.driver.runtime.cgroups import CgroupError, backend_for
 from nsvirt.driver.supervisor import child, faults, planview, protocol
+from nsvirt.driver.supervisor.signature import code_signature
 
 STATE_FORMAT = 1  # as nsvirt.driver.STATE_FORMAT
 
@@ -49,6 +51,7 @@ class Client:
         self.buf = bytearray()
         self.console: Console | None = None
         self.autodestroy = False  # destroy the container when this client goes away
+        self.fds: list[int] = []  # passed with a request (spawn: handshake and log)
 
 
 class Supervisor:
@@ -68,6 +71,7 @@ class Supervisor:
         self.sel = selectors.DefaultSelector()
         self.clients: dict[int, Client] = {}
         self.started_at = time.time()
+        faults.configure(config.get("fault"))
 
     # ------------------------------------------------------------ start
 
@@ -173,6 +177,7 @@ class Supervisor:
             "persistent": self.config.get("persistent", True),
             "started_at": self.started_at,
             "protocol": protocol.VERSION,
+            "code": code_signature(),  # who may be asked to fork a new supervisor
         }
         fileio.write_atomic(
             self.paths["state"], json.dumps(state, indent=1).encode(), durable=False
@@ -224,6 +229,8 @@ class Supervisor:
         for c in self.consoles:
             self.sel.register(c.master, selectors.EVENT_READ, c)
         self._reap()  # init may have died before the handler was in place
+        # what exists now stays put: supervisors forked from this one share it (COW)
+        gc.freeze()
         while True:
             timeout = None if self.deadline is None else max(0.0, self.deadline - time.monotonic())
             events = self.sel.select(timeout)
@@ -402,14 +409,18 @@ class Supervisor:
             c.console.client = None
         if c.sock not in self.waiting:
             c.sock.close()
+        for fd in c.fds:
+            os.close(fd)
+        c.fds = []
 
     def _client_input(self, c: Client) -> None:
         try:
-            data = c.sock.recv(65536)
+            data, fds, _, _ = socket.recv_fds(c.sock, 65536, 4)
         except BlockingIOError:
             return
         except OSError:
-            data = b""
+            data, fds = b"", []
+        c.fds += fds
         if not data:
             if c.autodestroy and self.intent != "destroy":
                 log("the autodestroy client went away: destroying the container")
@@ -468,11 +479,27 @@ class Supervisor:
             return {"ok": True}
         if op == "console":
             return self._attach_console(msg, c)
+        if op == "spawn":
+            return self._spawn(msg, c)
         if op == "autodestroy":
             c.autodestroy = True
             self._send(c.sock, protocol.encode({"ok": True}))
             return None  # the connection stays open; its end is the signal
         return {"ok": False, "error": f"this supervisor does not know the request '{op}'"}
+
+    def _spawn(self, msg: dict, c: Client) -> dict:
+        """Fork a supervisor for another container: no interpreter to start, and the
+        pages of this one are shared until written (DESIGN.md §8)."""
+        if len(c.fds) != 2:
+            return {"ok": False, "error": "spawn needs a handshake fd and a log fd"}
+        handshake, log_fd = c.fds
+        c.fds = []
+        pid = os.fork()
+        if pid == 0:
+            _become_new_supervisor(msg["config"], handshake, log_fd)
+        os.close(handshake)
+        os.close(log_fd)
+        return {"ok": True, "pid": pid}
 
     def _wait_for_stop(self, c: Client) -> None:
         self.sel.unregister(c.sock)
@@ -573,6 +600,33 @@ class Supervisor:
             elif kind == protocol.FRAME_WINSIZE:
                 size = json.loads(payload)
                 _set_winsize(console.slave, int(size["rows"]), int(size["cols"]))
+
+
+def _become_new_supervisor(config: dict, handshake: int, log_fd: int) -> None:
+    """In a fork of a running supervisor: shed everything of the old container,
+    then run as the supervisor of the new one. Never returns."""
+    status = 1
+    try:
+        signal.set_wakeup_fd(-1)
+        for sig in (signal.SIGCHLD, signal.SIGTERM, signal.SIGHUP):
+            signal.signal(sig, signal.SIG_DFL)
+        os.dup2(log_fd, 1)
+        os.dup2(log_fd, 2)
+        for fd in (int(n) for n in os.listdir("/proc/self/fd")):
+            if fd > 2 and fd != handshake:
+                try:
+                    os.close(fd)  # the old container's ptys, sockets, BPF program, epoll
+                except OSError:
+                    pass
+        os.setsid()
+        plan = planview.load(config["plan"])
+        status = Supervisor(plan, config, socket.socket(fileno=handshake)).run()
+    except SystemExit as e:
+        status = e.code if isinstance(e.code, int) else 0
+    except BaseException as e:  # report in the log, and never fall back into the old loop
+        log(f"forked supervisor failed: {e!r}")
+    finally:
+        os._exit(status)
 
 
 def _write_all(fd: int, data: bytes) -> None:

@@ -1,6 +1,8 @@
 """Fault injection for tests: `NSVIRT_FAULT=<stage>` SIGKILLs the supervisor there.
 
-Stages, in start order: cgroup, forked, mapped, init, continue, running.
+Stages, in start order: cgroup, forked, mapped, init, continue, running. The
+client passes the setting in the supervisor's configuration (a supervisor
+forked from a running one does not see the client's environment).
 """
 
 from __future__ import annotations
@@ -9,8 +11,13 @@ import os
 import signal
 
 STAGES = ("cgroup", "forked", "mapped", "init", "continue", "running")
+_stage: list[str] = [""]
+
+
+def configure(stage: str | None) -> None:
+    _stage[0] = stage or ""
 
 
 def point(stage: str) -> None:
-    if os.environ.get("NSVIRT_FAULT") == stage:
+    if _stage[0] == stage:
         os.kill(os.getpid(), signal.SIGKILL)
