@@ -29,6 +29,7 @@ class Context:
         self.quiet = quiet
         self.escape = escape
         self.autodestroy: list[object] = []  # sockets whose closing destroys a domain
+        self.readonly = False  # -r: commands that change anything are refused
         self._conn: Connection | None = None
 
     def reconnect(self, uri: str | None) -> None:

@@ -145,3 +145,36 @@ def test_all_examples_define(tmp_path: Path) -> None:
         proc = nsvirsh(tmp_path, "define", str(xml))
         assert proc.returncode == 0, proc.stderr
     assert len(nsvirsh(tmp_path, "list", "--all", "--name").stdout.split()) == 6
+
+
+def test_readonly_refuses_changes(defined: Path) -> None:
+    proc = nsvirsh(defined, "-r", "undefine", "bench-off")
+    assert (proc.stderr, proc.returncode) == (
+        "error: operation forbidden: read only access prevents virDomainUndefine\n",
+        1,
+    )
+    assert nsvirsh(defined, "-r", "domstate", "bench-off").returncode == 0
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["list", "--all"],
+        ["dominfo", "bench-off"],
+        ["domstate", "bench-off"],
+        ["destroy", "bench-off"],
+    ],
+)
+def test_one_shot_imports_no_heavy_library(defined: Path, args: list[str]) -> None:
+    """cmd2, xmlschema and pyroute2 cost ~250 ms each: one-shot commands do without."""
+    code = (
+        "import sys; from nsvirt.shell.__main__ import main; "
+        f"status = main({args!r}); "
+        "heavy = {'cmd2', 'xmlschema', 'pyroute2'} & set(sys.modules); "
+        "print(sorted(heavy), file=sys.stderr)"
+    )
+    env = {**os.environ, "NSVIRT_DEFAULT_URI": f"lxc:///embed?root={defined}"}
+    proc = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=60
+    )
+    assert proc.stderr.splitlines()[-1] == "[]"
