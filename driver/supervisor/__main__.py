@@ -36,6 +36,10 @@ def log(msg: str) -> None:
     print(f"{time.strftime('%Y-%m-%d %H:%M:%S')} supervisor[{os.getpid()}]: {msg}", flush=True)
 
 
+class RequestError(Exception):
+    """A control request that cannot be honoured; str() is the reply's error."""
+
+
 class Console:
     def __init__(self, master: int, slave: int, tty: str) -> None:
         self.master = master
@@ -438,8 +442,10 @@ class Supervisor:
         c.buf = bytearray(rest)
         try:
             reply = self._handle(protocol.decode(line), c)
-        except (protocol.ProtocolError, CgroupError, OSError) as e:
+        except (protocol.ProtocolError, CgroupError, RequestError) as e:
             reply = {"ok": False, "error": str(e)}
+        except OSError as e:
+            reply = {"ok": False, "error": e.strerror or str(e)}
         if reply is None:  # answered later (when init stops) or switched to console
             return
         self._send(c.sock, protocol.encode(reply))
@@ -533,12 +539,16 @@ class Supervisor:
         """Ask a sysvinit-style init through its /dev/initctl fifo."""
         path = f"/proc/{self.init_pid}/root/dev/initctl"
         if not os.path.exists(path):
-            raise OSError(0, "Container does not provide an initctl pipe")
+            raise RequestError("Container does not provide an initctl pipe")
         request = bytearray(384)  # struct init_request: magic, cmd=1 (runlevel), runlevel
         request[0:4] = (0x03091969).to_bytes(4, "little")
         request[4:8] = (1).to_bytes(4, "little")
         request[8:12] = (ord(str(runlevel))).to_bytes(4, "little")
-        fd = os.open(path, os.O_WRONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+        try:
+            fd = os.open(path, os.O_WRONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+        except OSError as e:  # ENXIO: nobody reads the pipe
+            raise RequestError(f"cannot write to the container's initctl pipe: "
+                               f"{e.strerror}") from None  # fmt: skip
         try:
             os.write(fd, bytes(request))
         finally:

@@ -54,9 +54,10 @@ def test_console_history_is_kept_in_the_log(conn, rootfs: Path) -> None:
 
 def test_shutdown_through_initctl(conn, rootfs: Path) -> None:
     # a stand-in for sysvinit: read one request from /dev/initctl and obey it
+    # (the fifo is held open, as sysvinit holds it, before saying ready)
     script = (
-        "mkfifo /dev/initctl; echo ready; "
-        "req=$(head -c 12 /dev/initctl | od -An -tx1 | tr -d ' \\n'); "
+        "mkfifo /dev/initctl; exec 3<>/dev/initctl; echo ready; "
+        "req=$(head -c 12 <&3 | od -An -tx1 | tr -d ' \\n'); "
         '[ "$req" = 6919090301000000'
         "30000000 ] && exit 0; exit 1"
     )
