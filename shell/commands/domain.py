@@ -37,13 +37,16 @@ def define(ctx: Context, args: argparse.Namespace) -> int:
 
 @command("undefine", "undefine a domain", domain_arg, domains="all")
 def undefine(ctx: Context, args: argparse.Namespace) -> int:
-    dom = ctx.lookup(domain_of(args, "undefine"))
-    try:
-        dom.undefine()
-    except Exception as e:
-        raise CommandFailed(f"Failed to undefine domain '{dom.name}'", e) from e
-    ctx.print(f"Domain '{dom.name}' has been undefined\n")
-    return 0
+    from nsvirt.shell.commands.lifecycle import act
+
+    return act(
+        ctx,
+        args,
+        "undefine",
+        "Failed to undefine domain '{}'",
+        "Domain '{}' has been undefined",
+        lambda dom: dom.undefine(),
+    )
 
 
 def _dumpxml_args(p: argparse.ArgumentParser) -> None:

@@ -3,9 +3,14 @@
 from __future__ import annotations
 
 import argparse
+from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 from nsvirt.shell.commands import Context, command, domain_arg, domain_of
 from nsvirt.shell.report import CommandFailed, ShellError
+
+if TYPE_CHECKING:
+    from nsvirt.driver import Domain
 
 
 def _start_args(p: argparse.ArgumentParser) -> None:
@@ -67,15 +72,24 @@ def _destroy_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--graceful", action="store_true", help="(accepted; destroy is immediate)")
 
 
+def act(ctx: Context, args: argparse.Namespace, cmd: str, failure: str, done: str,
+        operation: Callable[[Domain], object]) -> int:  # fmt: skip
+    """The shape of virsh's lifecycle commands: look up, act, say what happened.
+
+    `failure` and `done` are formatted with the domain's name."""
+    dom = ctx.lookup(domain_of(args, cmd))
+    try:
+        operation(dom)
+    except Exception as e:
+        raise CommandFailed(failure.format(dom.name), e) from e
+    ctx.print(done.format(dom.name) + "\n")
+    return 0
+
+
 @command("destroy", "destroy (stop) a domain", _destroy_args, domains="active")
 def destroy(ctx: Context, args: argparse.Namespace) -> int:
-    dom = ctx.lookup(domain_of(args, "destroy"))
-    try:
-        dom.destroy()
-    except Exception as e:
-        raise CommandFailed(f"Failed to destroy domain '{dom.name}'", e) from e
-    ctx.print(f"Domain '{dom.name}' destroyed\n")
-    return 0
+    return act(ctx, args, "destroy", "Failed to destroy domain '{}'", "Domain '{}' destroyed",
+               lambda dom: dom.destroy())  # fmt: skip
 
 
 def _mode_args(p: argparse.ArgumentParser) -> None:
@@ -85,46 +99,38 @@ def _mode_args(p: argparse.ArgumentParser) -> None:
 
 @command("shutdown", "gracefully shutdown a domain", _mode_args, domains="active")
 def shutdown(ctx: Context, args: argparse.Namespace) -> int:
-    dom = ctx.lookup(domain_of(args, "shutdown"))
-    try:
-        dom.shutdown(mode=args.mode)
-    except Exception as e:
-        raise CommandFailed(f"Failed to shutdown domain '{dom.name}'", e) from e
-    ctx.print(f"Domain '{dom.name}' is being shutdown\n")
-    return 0
+    return act(
+        ctx,
+        args,
+        "shutdown",
+        "Failed to shutdown domain '{}'",
+        "Domain '{}' is being shutdown",
+        lambda dom: dom.shutdown(mode=args.mode),
+    )
 
 
 @command("reboot", "reboot a domain", _mode_args, domains="active")
 def reboot(ctx: Context, args: argparse.Namespace) -> int:
-    dom = ctx.lookup(domain_of(args, "reboot"))
-    try:
-        dom.reboot(mode=args.mode)
-    except Exception as e:
-        raise CommandFailed(f"Failed to reboot domain '{dom.name}'", e) from e
-    ctx.print(f"Domain '{dom.name}' is being rebooted\n")
-    return 0
+    return act(
+        ctx,
+        args,
+        "reboot",
+        "Failed to reboot domain '{}'",
+        "Domain '{}' is being rebooted",
+        lambda dom: dom.reboot(mode=args.mode),
+    )
 
 
 @command("suspend", "suspend a domain", domain_arg, domains="active")
 def suspend(ctx: Context, args: argparse.Namespace) -> int:
-    dom = ctx.lookup(domain_of(args, "suspend"))
-    try:
-        dom.suspend()
-    except Exception as e:
-        raise CommandFailed(f"Failed to suspend domain '{dom.name}'", e) from e
-    ctx.print(f"Domain '{dom.name}' suspended\n")
-    return 0
+    return act(ctx, args, "suspend", "Failed to suspend domain '{}'", "Domain '{}' suspended",
+               lambda dom: dom.suspend())  # fmt: skip
 
 
 @command("resume", "resume a domain", domain_arg, domains="active")
 def resume(ctx: Context, args: argparse.Namespace) -> int:
-    dom = ctx.lookup(domain_of(args, "resume"))
-    try:
-        dom.resume()
-    except Exception as e:
-        raise CommandFailed(f"Failed to resume domain '{dom.name}'", e) from e
-    ctx.print(f"Domain '{dom.name}' resumed\n")
-    return 0
+    return act(ctx, args, "resume", "Failed to resume domain '{}'", "Domain '{}' resumed",
+               lambda dom: dom.resume())  # fmt: skip
 
 
 def _autostart_args(p: argparse.ArgumentParser) -> None:

@@ -16,7 +16,14 @@ from tests.integration.conftest import cg_value, domain_xml, is_v2, leftovers, s
 
 # an init that stops cleanly on SIGTERM (it installs a handler, so the signal
 # reaches pid 1 of the container from outside)
-POLITE = ("-c", "trap 'exit 0' TERM; while :; do sleep 1 & wait; done")
+POLITE = ("-c", "trap 'exit 0' TERM; echo trap-ready; while :; do sleep 1 & wait; done")
+
+
+def wait_trap_ready(dom, shell_of):
+    """A signal that reaches pid 1 before its handler exists is dropped: wait for it."""
+    console = shell_of(dom, shell=False)
+    console.read_until("trap-ready")
+    return console
 
 
 @pytest.mark.v2
@@ -97,8 +104,9 @@ def test_unsupported_devices_are_refused_before_anything_starts(conn, rootfs: Pa
     assert not leftovers(conn)
 
 
-def test_shutdown_of_init_that_handles_sigterm(conn, rootfs: Path) -> None:
+def test_shutdown_of_init_that_handles_sigterm(conn, rootfs: Path, shell_of) -> None:
     dom = start(conn, domain_xml("polite", rootfs, args=POLITE))
+    wait_trap_ready(dom, shell_of)
     dom.shutdown(timeout=30)
     assert dom.wait_for_shutoff(30)
     assert dom.state() == (DomainState.SHUTOFF, 1)  # shut off (shutdown)
@@ -154,14 +162,14 @@ def test_suspend_freezes_and_resume_thaws(conn, rootfs: Path, shell_of) -> None:
 
 def test_reboot_starts_a_new_init_with_the_same_config(conn, rootfs: Path, shell_of) -> None:
     dom = start(conn, domain_xml("reboot", rootfs, args=POLITE))
+    console = wait_trap_ready(dom, shell_of)
     first_init, first_id = dom.init_pid(), dom.id
     dom.reboot(wait=True)
     assert dom.state() == (DomainState.RUNNING, 1)
     assert dom.init_pid() != first_init
     assert dom.id == first_id  # the same supervisor keeps the domain
     assert not Path(f"/proc/{first_init}").exists()
-    with dom.open_console() as console:  # the consoles survive the reboot
-        console.write(b"\n")
+    console.read_until("trap-ready")  # printed by the new init, on the same console
 
 
 def test_transient_create(conn, rootfs: Path) -> None:

@@ -7,7 +7,10 @@ land in the cgroup of the calling process or one of its ancestors.
 
 from __future__ import annotations
 
+import errno
 import os
+import signal
+import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -57,6 +60,45 @@ def check_writable(path: Path, mount: str, owned_dir: Path, controller: str) -> 
         mine = "/" + mine.strip("/")
         if mine == relative or mine.startswith(relative.rstrip("/") + "/"):
             raise CgroupError(f"refusing to write {path}: it is the caller's own cgroup")
+
+
+EMPTY_TIMEOUT = 10.0  # an upper bound on waiting for killed tasks to leave, not a delay
+
+
+def kill_frozen(cg: CgroupBackend) -> None:
+    """Freeze (no fork escapes), SIGKILL every task, thaw so the signals are delivered."""
+    cg.freeze()
+    for pid in cg.pids():
+        try:
+            os.kill(pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+    cg.thaw()
+
+
+def remove_leaf(leaf: Path) -> None:
+    """rmdir a container's cgroup, waiting while killed tasks finish exiting (EBUSY)."""
+    deadline = time.monotonic() + EMPTY_TIMEOUT
+    while True:
+        try:
+            os.rmdir(leaf)
+            return
+        except FileNotFoundError:
+            return
+        except OSError as e:
+            if e.errno != errno.EBUSY or time.monotonic() > deadline:
+                raise CgroupError(f"cannot remove {leaf}: {e.strerror}") from None
+            time.sleep(0.001)
+
+
+def remove_empty_levels(level: Path, mount: Path) -> None:
+    """rmdir partition levels upwards while they are empty (others may still use them)."""
+    while level != mount:
+        try:
+            os.rmdir(level)
+        except OSError:
+            return
+        level = level.parent
 
 
 def rule_text(rule: DeviceRule | Any) -> str:

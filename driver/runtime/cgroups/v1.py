@@ -5,14 +5,19 @@
 
 from __future__ import annotations
 
-import errno
 import os
-import signal
 import time
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from nsvirt.driver.runtime.cgroups import CgroupError, check_writable, rule_text
+from nsvirt.driver.runtime.cgroups import (
+    CgroupError,
+    check_writable,
+    kill_frozen,
+    remove_empty_levels,
+    remove_leaf,
+    rule_text,
+)
 
 if TYPE_CHECKING:
     from nsvirt.driver.plan import DeviceRule, Limits
@@ -21,7 +26,6 @@ if TYPE_CHECKING:
 CONTROLLERS = ("cpu", "cpuacct", "cpuset", "memory", "devices", "freezer", "blkio", "pids")
 # upper bounds on waiting for the kernel, not guesses at a delay
 FREEZE_TIMEOUT = 10.0
-EMPTY_TIMEOUT = 10.0
 
 
 class V1Cgroup:
@@ -187,42 +191,15 @@ class V1Cgroup:
 
     def kill_all(self) -> None:
         """Kill every task at once: freeze (no forks escape), SIGKILL each, thaw."""
-        if not (self.dir("freezer")).exists():
-            return
-        self.freeze()
-        for pid in self.pids():
-            try:
-                os.kill(pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
-        self.thaw()
+        if self.dir("freezer").exists():
+            kill_frozen(self)
 
     def destroy(self) -> None:
         """Remove the leaf everywhere, then partition levels left empty. Idempotent."""
         for leaf in self._dirs().values():
-            self._rmdir(leaf, wait=True)
+            remove_leaf(leaf)
         for ctrl in self._dirs():
-            part = self._partition_dir(ctrl)
-            mount = Path(self.mounts[ctrl])
-            while part != mount and self._rmdir(part, wait=False):
-                part = part.parent
-
-    @staticmethod
-    def _rmdir(path: Path, wait: bool) -> bool:
-        deadline = time.monotonic() + EMPTY_TIMEOUT
-        while True:
-            try:
-                os.rmdir(path)
-                return True
-            except FileNotFoundError:
-                return False
-            except OSError as e:
-                # EBUSY while killed tasks finish exiting; give up on a shared level
-                if not wait or e.errno != errno.EBUSY or time.monotonic() > deadline:
-                    if wait:
-                        raise CgroupError(f"cannot remove {path}: {e.strerror}") from None
-                    return False
-                time.sleep(0.001)
+            remove_empty_levels(self._partition_dir(ctrl), Path(self.mounts[ctrl]))
 
     # ------------------------------------------------------------ statistics
 

@@ -9,14 +9,20 @@ io.weight, pids.max; the device whitelist is an eBPF program.
 
 from __future__ import annotations
 
-import errno
 import os
-import signal
 import time
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from nsvirt.driver.runtime.cgroups import CgroupError, bpf_devices, check_writable, own_cgroups
+from nsvirt.driver.runtime.cgroups import (
+    CgroupError,
+    bpf_devices,
+    check_writable,
+    kill_frozen,
+    own_cgroups,
+    remove_empty_levels,
+    remove_leaf,
+)
 
 if TYPE_CHECKING:
     from nsvirt.driver.plan import DeviceRule, Limits
@@ -171,14 +177,8 @@ class V2Cgroup:
             return
         if self._path("cgroup.kill").exists():
             self._write("cgroup.kill", 1)
-            return
-        self.freeze()
-        for pid in self.pids():
-            try:
-                os.kill(pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
-        self.thaw()
+        else:  # before Linux 5.14
+            kill_frozen(self)
 
     def destroy(self) -> None:
         """Remove the leaf (its device program goes with it), then empty partitions."""
@@ -189,24 +189,8 @@ class V2Cgroup:
                 pass
             os.close(self.prog_fd)
             self.prog_fd = -1
-        deadline = time.monotonic() + WAIT_TIMEOUT
-        while True:
-            try:
-                os.rmdir(self.leaf)
-                break
-            except FileNotFoundError:
-                break
-            except OSError as e:
-                if e.errno != errno.EBUSY or time.monotonic() > deadline:
-                    raise CgroupError(f"cannot remove {self.leaf}: {e.strerror}") from None
-                time.sleep(0.001)
-        part = self.leaf.parent
-        while part != Path(self.mount):
-            try:
-                os.rmdir(part)
-            except OSError:
-                break
-            part = part.parent
+        remove_leaf(self.leaf)
+        remove_empty_levels(self.leaf.parent, Path(self.mount))
 
     # ------------------------------------------------------------ statistics
 
