@@ -12,6 +12,7 @@ from __future__ import annotations
 import gc
 import json
 import os
+import select
 import selectors
 import signal
 import socket
@@ -643,8 +644,8 @@ def _write_all(fd: int, data: bytes) -> None:
     while data:
         try:
             n = os.write(fd, data)
-        except BlockingIOError:
-            selectors.DefaultSelector().select(0.05)
+        except BlockingIOError:  # the pty's buffer is full: wait until init reads
+            select.select([], [fd], [], 5.0)
             continue
         data = data[n:]
 
