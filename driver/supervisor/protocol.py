@@ -48,17 +48,21 @@ def decode(line: bytes) -> dict:
 
 
 def read_line(sock: socket.socket, timeout: float | None) -> bytes:
-    """Read one newline-terminated line (b"" on EOF), waiting at most `timeout`."""
+    """Read one newline-terminated line (b"" on EOF), waiting at most `timeout`.
+
+    Peeks first, then takes exactly the line: what follows it on the socket (console
+    output after a reply) stays there for the next reader."""
     buf = bytearray()
     while not buf.endswith(b"\n"):
         if timeout is not None:
             ready, _, _ = select.select([sock], [], [], timeout)
             if not ready:
                 raise TimeoutError("no reply from the supervisor")
-        chunk = sock.recv(1)
-        if not chunk:
+        peeked = sock.recv(4096, socket.MSG_PEEK)
+        if not peeked:
             return bytes(buf)
-        buf += chunk
+        end = peeked.find(b"\n")
+        buf += sock.recv(end + 1 if end >= 0 else len(peeked))
         if len(buf) > MAX_LINE:
             raise ProtocolError("line too long")
     return bytes(buf)
