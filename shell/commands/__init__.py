@@ -135,6 +135,33 @@ def domain_arg(p: argparse.ArgumentParser) -> None:
     p.add_argument("--domain", dest="domain_opt", metavar="DOMAIN", help=argparse.SUPPRESS)
 
 
+def file_arg(p: argparse.ArgumentParser) -> None:
+    """virsh's `<file>` of define and create: positional, or --file FILE."""
+    p.add_argument("file", nargs="?", metavar="FILE", help="file containing an XML domain")
+    p.add_argument("--file", dest="file_opt", help=argparse.SUPPRESS)
+    p.add_argument("--validate", action="store_true",
+                   help="validate the XML against the schema (always done by nsvirt)")  # fmt: skip
+
+
+def from_xml_file(args: argparse.Namespace, cmd: str, verb: str,
+                  load: Callable[[bytes, str], Domain]) -> tuple[Domain, str]:  # fmt: skip
+    """Read the command's XML file (capped as the parser caps it) and hand it to `load`;
+    any failure gets virsh's preamble `Failed to VERB domain from FILE`."""
+    from nsvirt.driver import xmlio  # xmlschema costs ~250 ms: load it where XML is parsed
+
+    path = args.file_opt or args.file
+    if not path:
+        raise ShellError(f"command '{cmd}' requires <file> option")
+    try:
+        with open(path, "rb") as f:
+            data = f.read(xmlio.MAX_BYTES + 1)
+        return load(data, path), path
+    except Exception as e:
+        from nsvirt.shell.report import CommandFailed
+
+        raise CommandFailed(f"Failed to {verb} domain from {path}", e) from e
+
+
 def domain_of(args: argparse.Namespace, cmd: str) -> str:
     name = args.domain_opt or args.domain
     if not name:

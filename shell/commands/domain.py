@@ -4,33 +4,13 @@ from __future__ import annotations
 
 import argparse
 
-from nsvirt.shell.commands import Context, command, domain_arg, domain_of
-from nsvirt.shell.report import CommandFailed, ShellError
+from nsvirt.shell.commands import Context, command, domain_arg, domain_of, file_arg, from_xml_file
 
 
-def _define_args(p: argparse.ArgumentParser) -> None:
-    p.add_argument("file", nargs="?", metavar="FILE", help="file containing an XML domain")
-    p.add_argument("--file", dest="file_opt", help=argparse.SUPPRESS)
-    p.add_argument(
-        "--validate",
-        action="store_true",
-        help="validate the XML against the schema (always done by nsvirt)",
-    )
-
-
-@command("define", "define (but don't start) a domain from an XML file", _define_args)
+@command("define", "define (but don't start) a domain from an XML file", file_arg)
 def define(ctx: Context, args: argparse.Namespace) -> int:
-    from nsvirt.driver import xmlio  # xmlschema costs ~250 ms: load it where XML is parsed
-
-    path = args.file_opt or args.file
-    if not path:
-        raise ShellError("command 'define' requires <file> option")
-    try:
-        with open(path, "rb") as f:
-            data = f.read(xmlio.MAX_BYTES + 1)
-        dom = ctx.conn.define_xml(data, source=path)
-    except Exception as e:
-        raise CommandFailed(f"Failed to define domain from {path}", e) from e
+    dom, path = from_xml_file(args, "define", "define",
+                              lambda data, src: ctx.conn.define_xml(data, source=src))  # fmt: skip
     ctx.print(f"Domain '{dom.name}' defined from {path}\n")
     return 0
 

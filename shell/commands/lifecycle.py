@@ -6,7 +6,14 @@ import argparse
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
-from nsvirt.shell.commands import Context, command, domain_arg, domain_of
+from nsvirt.shell.commands import (
+    Context,
+    command,
+    domain_arg,
+    domain_of,
+    file_arg,
+    from_xml_file,
+)
 from nsvirt.shell.report import CommandFailed, ShellError
 
 if TYPE_CHECKING:
@@ -37,26 +44,16 @@ def start(ctx: Context, args: argparse.Namespace) -> int:
 
 
 def _create_args(p: argparse.ArgumentParser) -> None:
-    p.add_argument("file", nargs="?", metavar="FILE", help="file containing an XML domain")
-    p.add_argument("--file", dest="file_opt", help=argparse.SUPPRESS)
+    file_arg(p)
     p.add_argument("--console", action="store_true", help="attach to console after creation")
-    p.add_argument("--validate", action="store_true", help="(always done by nsvirt)")
-    p.add_argument(
-        "--autodestroy", action="store_true", help="destroy the domain when nsvirsh exits"
-    )
+    p.add_argument("--autodestroy", action="store_true",
+                   help="destroy the domain when nsvirsh exits")  # fmt: skip
 
 
 @command("create", "create a domain from an XML file", _create_args)
 def create(ctx: Context, args: argparse.Namespace) -> int:
-    path = args.file_opt or args.file
-    if not path:
-        raise ShellError("command 'create' requires <file> option")
-    try:
-        with open(path, "rb") as f:
-            data = f.read((1 << 20) + 1)
-        dom = ctx.conn.create_xml(data, source=path)
-    except Exception as e:
-        raise CommandFailed(f"Failed to create domain from {path}", e) from e
+    dom, path = from_xml_file(args, "create", "create",
+                              lambda data, src: ctx.conn.create_xml(data, source=src))  # fmt: skip
     if args.autodestroy:  # the domain goes when this nsvirsh exits
         ctx.autodestroy.append(dom.hold_autodestroy())
     ctx.print(f"Domain '{dom.name}' created from {path}\n")
