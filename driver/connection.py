@@ -79,10 +79,9 @@ def connect(uri: str | None = None) -> Connection:
 
 
 def host_arch() -> str:
-    import platform
+    from nsvirt.driver.hostfacts import host_arch as detect
 
-    machine = platform.machine()
-    return {"amd64": "x86_64", "arm64": "aarch64"}.get(machine, machine)
+    return detect()
 
 
 class Connection:
@@ -270,10 +269,7 @@ class Domain:
         if not runstate.is_live(state) or runstate.supervisor_alive(state):
             return state
         with store.locked(paths.lock(self.name)):
-            state = runstate.read(paths, self.name)  # re-read: another client may have
-            if runstate.is_live(state) and not runstate.supervisor_alive(state):
-                runstate.clean_after_dead_supervisor(paths, self.name, state)
-            return runstate.read(paths, self.name)
+            return self._runtime_unlocked()  # re-reads: another client may have cleaned
 
     def _live(self) -> dict:
         state = self._runtime()
@@ -419,6 +415,7 @@ class Domain:
             self._start(dom, persistent=True)
 
     def _runtime_unlocked(self) -> dict | None:
+        """_runtime for a caller that holds the domain lock."""
         paths = self.conn.paths
         state = runstate.read(paths, self.name)
         if runstate.is_live(state) and not runstate.supervisor_alive(state):

@@ -50,6 +50,12 @@ class HostFacts:
         )
 
 
+def host_arch() -> str:
+    """The host's architecture in libvirt's names."""
+    machine = platform.machine()
+    return {"amd64": "x86_64", "arm64": "aarch64"}.get(machine, machine)
+
+
 def _mounts() -> list[tuple[str, str, str]]:
     """(mount point, fstype, super options) of every mount, from /proc/self/mountinfo."""
     out = []
@@ -80,13 +86,12 @@ def detect(override: str | None = None) -> HostFacts:
         online = parse_cpuset(Path("/sys/devices/system/cpu/online").read_text().strip())
     except OSError:
         online = frozenset(range(os.cpu_count() or 1))
-    machine = platform.machine()
     return HostFacts(
         cgroup_mode=mode,
         cgroup_layout=layout,
         cgroup_mounts=v1,
         cgroup2_mount=v2,
         cpus_online=online,
-        arch={"amd64": "x86_64", "arm64": "aarch64"}.get(machine, machine),
+        arch=host_arch(),
         kernel=platform.release(),
     )

@@ -119,18 +119,11 @@ def _spawn_from_running(paths: store.Paths, config: dict, handshake: int, log_fd
 
 def _clean_failed_start(paths: store.Paths, plan: LaunchPlan) -> None:
     """Remove what a supervisor that failed, or was killed, during start left behind."""
-    from nsvirt.driver.runtime.cgroups import CgroupError, backend_for
-
-    with contextlib.suppress(CgroupError, OSError):
-        cg = backend_for(plan.facts, plan.cgroup_partition, plan.cgroup_name)
-        cg.kill_all()
-        cg.destroy()
     state = runstate.read(paths, plan.name)
     if state and runstate.is_live(state) and runstate.supervisor_alive(state):
-        # killed between writing its state and answering: stop it, then clean
+        # it wrote its state but never answered: stop it before cleaning after it
         with contextlib.suppress(ProcessLookupError):
             os.kill(state["supervisor_pid"], 9)
-    for path in (paths.socket(plan.name), paths.live_xml(plan.name), paths.state(plan.name)):
-        store.remove(path, durable=False)
-    with contextlib.suppress(OSError):
-        os.rmdir(runstate.mountpoint(paths, plan.name))
+    runstate.remove_leftovers(paths, plan.name, plan.facts, plan.cgroup_partition,
+                              plan.cgroup_name)  # fmt: skip
+    store.remove(paths.state(plan.name), durable=False)

@@ -21,6 +21,10 @@ CAPABILITIES = (
     "sys_tty_config", "syslog", "wake_alarm",
 )  # fmt: skip
 
+# the <source> attribute that names each filesystem type's source (ram has none)
+FS_SOURCE_ATTR = {"mount": "dir", "bind": "dir", "file": "file", "block": "dev",
+                  "template": "name"}  # fmt: skip
+
 LXC_NS = "http://libvirt.org/schemas/domain/lxc/1.0"
 NSVIRT_NS = "https://nsvirt.dev/xmlns/domain/1.0"
 

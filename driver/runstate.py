@@ -61,18 +61,26 @@ def state_of(state: dict | None) -> tuple[DomainState, int]:
     return st, words.index(reason) if reason in words else 0
 
 
-def clean_after_dead_supervisor(paths: store.Paths, name: str, state: dict) -> None:
-    """Kill and remove what a dead supervisor left; mark the domain crashed. Idempotent."""
-    from nsvirt.driver.runtime.cgroups import CgroupError, backend_from_state
+def remove_leftovers(paths: store.Paths, name: str, facts: dict, partition: str,
+                     cgroup_name: str) -> None:  # fmt: skip
+    """Kill what runs in a container's cgroup, remove the cgroup, the control socket,
+    the live XML and the mount point: whatever a supervisor did not clean. Idempotent."""
+    from nsvirt.driver.runtime.cgroups import CgroupError, backend_for
 
     with contextlib.suppress(CgroupError, OSError, KeyError, ValueError):
-        cg = backend_from_state(state)
+        cg = backend_for(facts, partition, cgroup_name)
         cg.kill_all()
         cg.destroy()
     for path in (paths.socket(name), paths.live_xml(name)):
         store.remove(path, durable=False)
     with contextlib.suppress(OSError):
         os.rmdir(mountpoint(paths, name))
+
+
+def clean_after_dead_supervisor(paths: store.Paths, name: str, state: dict) -> None:
+    """Kill and remove what a dead supervisor left; mark the domain crashed. Idempotent."""
+    remove_leftovers(paths, name, state.get("facts", {}), state.get("cgroup_partition", ""),
+                     state.get("cgroup_name", ""))  # fmt: skip
     if state.get("persistent", True) and paths.config(name).exists():
         final = {
             "format": store.STATE_FORMAT,

@@ -278,15 +278,6 @@ def _disk(w: _Writer, d: m.Disk) -> None:
     w.close("disk")
 
 
-_FS_SOURCE_ATTR = {
-    "mount": "dir",
-    "bind": "dir",
-    "file": "file",
-    "block": "dev",
-    "template": "name",
-}
-
-
 def _filesystem(w: _Writer, fs: m.Filesystem) -> None:
     w.open("filesystem", ("type", fs.type), ("accessmode", fs.accessmode))
     if fs.driver_type or fs.driver_format or fs.driver_wrpolicy:
@@ -299,7 +290,7 @@ def _filesystem(w: _Writer, fs: m.Filesystem) -> None:
     if fs.type == "ram":
         w.empty("source", ("usage", fs.usage_kib), ("units", "KiB"))
     else:
-        w.empty("source", (_FS_SOURCE_ATTR[fs.type], fs.source))
+        w.empty("source", (m.FS_SOURCE_ATTR[fs.type], fs.source))
     w.empty("target", ("dir", fs.target))
     if fs.readonly:
         w.empty("readonly")

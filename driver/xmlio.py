@@ -496,15 +496,6 @@ def _devices(el: etree._Element | None) -> m.Devices:
     )
 
 
-_FS_SOURCE_ATTR = {
-    "mount": "dir",
-    "bind": "dir",
-    "file": "file",
-    "block": "dev",
-    "template": "name",
-}
-
-
 def _filesystem(el: etree._Element, index: int) -> m.Filesystem:
     fstype = el.get("type", "mount")
     src = el.find("source")
@@ -519,7 +510,7 @@ def _filesystem(el: etree._Element, index: int) -> m.Filesystem:
     return m.Filesystem(
         type=fstype,
         target=el.find("target").get("dir"),
-        source=src.get(_FS_SOURCE_ATTR[fstype]) if fstype != "ram" else None,
+        source=src.get(m.FS_SOURCE_ATTR[fstype]) if fstype != "ram" else None,
         usage_kib=usage,
         readonly=el.find("readonly") is not None,
         accessmode=el.get("accessmode", "passthrough"),

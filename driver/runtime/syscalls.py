@@ -74,6 +74,16 @@ def _check(ret: int, what: str) -> int:
     return ret
 
 
+def close_fds_except(*keep: int) -> None:
+    """Close every fd above 2 but `keep` (what a fresh process must not inherit)."""
+    for fd in [int(n) for n in os.listdir("/proc/self/fd")]:
+        if fd > 2 and fd not in keep:
+            try:
+                os.close(fd)
+            except OSError:
+                pass  # the listing's own fd, closed already
+
+
 def unshare(flags: int, what: str = "unshare") -> None:
     _check(_libc.unshare(ctypes.c_int(flags)), what)
 

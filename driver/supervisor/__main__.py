@@ -623,12 +623,7 @@ def _become_new_supervisor(config: dict, handshake: int, log_fd: int) -> None:
             signal.signal(sig, signal.SIG_DFL)
         os.dup2(log_fd, 1)
         os.dup2(log_fd, 2)
-        for fd in (int(n) for n in os.listdir("/proc/self/fd")):
-            if fd > 2 and fd != handshake:
-                try:
-                    os.close(fd)  # the old container's ptys, sockets, BPF program, epoll
-                except OSError:
-                    pass
+        sc.close_fds_except(handshake)  # the old container's ptys, sockets, BPF program
         os.setsid()
         plan = planview.load(config["plan"])
         status = Supervisor(plan, config, socket.socket(fileno=handshake)).run()

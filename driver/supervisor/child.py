@@ -131,7 +131,7 @@ def init(
             os.setgroups([])
             os.setresgid(gid, gid, gid)
             os.setresuid(uid, uid, uid)
-        _close_other_fds(keep=sock.fileno())
+        sc.close_fds_except(sock.fileno())  # only the container's own fds reach init
         try:
             os.execve(plan.init, list(plan.argv), env)  # closes `sock` (CLOEXEC): success
         except OSError as e:
@@ -197,13 +197,3 @@ def _resolve_user(user: str | None, group: str | None) -> tuple[int, int, str]:
         else:
             raise StartError(f"group '{group}' is not in the container's /etc/group")
     return uid, gid, home
-
-
-def _close_other_fds(keep: int) -> None:
-    """Only the container's own fds (0, 1, 2) reach init; `keep` is CLOEXEC."""
-    for fd in (int(n) for n in os.listdir("/proc/self/fd")):
-        if fd > 2 and fd != keep:
-            try:
-                os.close(fd)
-            except OSError:
-                pass

@@ -54,12 +54,19 @@ def check_writable(path: Path, mount: str, owned_dir: Path, controller: str) -> 
     owned = Path(os.path.normpath(owned_dir))
     if owned not in resolved.parents:
         raise CgroupError(f"refusing to write {path}: outside {owned}")
-    relative = "/" + str(resolved.parent.relative_to(mount)).removeprefix(".").strip("/")
+    if holds_caller(resolved.parent, mount, controller):
+        raise CgroupError(f"refusing to write {path}: it is the caller's own cgroup")
+
+
+def holds_caller(directory: Path, mount: str, controller: str, ancestors: bool = True) -> bool:
+    """Is `directory` the calling process's cgroup in that hierarchy (or, with
+    `ancestors`, one of that cgroup's ancestors)?"""
+    relative = "/" + str(directory.relative_to(mount)).removeprefix(".").strip("/")
     mine = own_cgroups().get(controller)
-    if mine is not None:
-        mine = "/" + mine.strip("/")
-        if mine == relative or mine.startswith(relative.rstrip("/") + "/"):
-            raise CgroupError(f"refusing to write {path}: it is the caller's own cgroup")
+    if mine is None:
+        return False
+    mine = "/" + mine.strip("/")
+    return mine == relative or (ancestors and mine.startswith(relative.rstrip("/") + "/"))
 
 
 EMPTY_TIMEOUT = 10.0  # an upper bound on waiting for killed tasks to leave, not a delay

@@ -18,8 +18,8 @@ from nsvirt.driver.runtime.cgroups import (
     CgroupError,
     bpf_devices,
     check_writable,
+    holds_caller,
     kill_frozen,
-    own_cgroups,
     remove_empty_levels,
     remove_leaf,
 )
@@ -97,9 +97,7 @@ class V2Cgroup:
         missing = [c for c in CONTROLLERS if c in available and c not in enabled]
         if not missing:
             return
-        relative = "/" + str(level.relative_to(self.mount)).removeprefix(".").strip("/")
-        mine = "/" + own_cgroups().get("", "").strip("/")
-        if relative.rstrip("/") == mine.rstrip("/"):
+        if holds_caller(level, self.mount, "", ancestors=False):
             raise CgroupError(f"refusing to enable controllers in {level}: it is the caller's "
                               "own cgroup")  # fmt: skip
         try:
