@@ -666,8 +666,10 @@ def _start_time(pid: int) -> int:
 
 def main(argv: list[str]) -> int:
     # argv: [--detach] --handshake-fd N (no argparse: the supervisor stays small)
-    if "--detach" in argv and os.fork() != 0:
-        os._exit(0)  # the starter is reaped at once; the supervisor is the grandchild
+    if "--detach" in argv:
+        if os.fork() != 0:
+            os._exit(0)  # the starter is reaped at once; the supervisor is the grandchild
+        os.setsid()  # a session of its own, as a supervisor forked from a running one has
     handshake_fd = int(argv[argv.index("--handshake-fd") + 1])
     handshake = socket.socket(fileno=handshake_fd)
     config = json.loads(sys.stdin.buffer.read())

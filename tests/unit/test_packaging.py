@@ -67,3 +67,19 @@ def test_built_wheel_imports_and_finds_schemas(tmp_path: Path) -> None:
     )
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.strip().endswith(" w")
+
+
+def readme_commands() -> list[str]:
+    """The commands of the README's first fenced shell block, comments stripped."""
+    text = (REPO / "README.md").read_text()
+    block = text.split("```sh\n", 1)[1].split("```", 1)[0]
+    return [line.split("#", 1)[0].strip() for line in block.splitlines() if line.strip()]
+
+
+def test_ci_runs_the_readmes_two_commands_in_a_fresh_root() -> None:
+    commands = readme_commands()
+    assert commands == ["bash examples/demo.sh", "bash tests/run.sh"]
+    ci = (REPO / ".ci/run").read_text()
+    assert f"readme_main='{commands[0]}'" in ci
+    assert f"readme_tests='{commands[1]}'" in ci
+    assert '"$fresh" . "$readme_main && $readme_tests"' in ci
