@@ -1,8 +1,12 @@
 """Build the container's filesystem tree and pivot into it.
 
-Runs in init, inside the new mount namespace, before pivot_root: every
-destination is joined onto the new root, and host paths (bind sources, the
-console pty, the container's cgroup directories) are still reachable.
+Runs in init, inside the new mount namespace, before pivot_root. The tree is the
+container's own (its rootfs survives from one run to the next, and may be shared
+with another running container), so every destination is resolved inside the new
+root with openat2(RESOLVE_IN_ROOT) and mounted on through /proc/self/fd/N
+(runtime/inroot.py): a symlink the container planted never leads a mount, a
+mkdir or a new file out of its tree. Host paths (bind sources, the console pty,
+the container's cgroup directories) are the administrator's and are used as given.
 """
 
 from __future__ import annotations
@@ -11,13 +15,11 @@ import errno
 import os
 import stat
 from collections.abc import Mapping, Sequence
-from typing import TYPE_CHECKING
+from typing import Any
 
+from nsvirt.driver.runtime import inroot
 from nsvirt.driver.runtime import syscalls as sc
 from nsvirt.driver.runtime.syscalls import SyscallError
-
-if TYPE_CHECKING:  # the supervisor reads plans as plain data
-    from nsvirt.driver.plan import LaunchPlan, MountOp
 
 # statvfs flag bits → the mount flags a read-only remount must keep (in a user
 # namespace, nosuid/nodev/noexec/atime flags of a mount are locked).
@@ -29,177 +31,225 @@ _KEEP_FLAGS = (
     (os.ST_NODIRATIME, sc.MS_NODIRATIME),
     (os.ST_RELATIME, sc.MS_RELATIME),
 )
+NOSUID_NODEV_NOEXEC = sc.MS_NOSUID | sc.MS_NODEV | sc.MS_NOEXEC
 
 
-def _inside(root: str, dest: str) -> str:
-    return os.path.join(root, dest.lstrip("/")) if root != "/" else dest
-
-
-def _mkdirs(path: str) -> None:
+def _resolved(root: int, dest: str, make: str = "") -> int:
+    """An O_PATH fd of `dest` inside `root`; make="dir"/"file" creates it if missing."""
     try:
-        os.makedirs(path, mode=0o755, exist_ok=True)
+        if make == "dir":
+            return inroot.make_dirs(root, dest)
+        if make == "file":
+            return inroot.make_file(root, dest)
+        return inroot.open_in(root, dest)
     except OSError as e:
-        raise SyscallError(f"cannot create mount point {path}", e.errno or errno.EIO) from None
+        what = f"cannot create mount point {dest}" if make else f"cannot open {dest}"
+        raise SyscallError(what, e.errno or errno.EIO) from None
 
 
-def _touch(path: str) -> None:
-    _mkdirs(os.path.dirname(path))
+def _exists(root: int, dest: str) -> int | None:
+    """An O_PATH fd of `dest` inside `root`, or None if nothing is there."""
     try:
-        os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_CLOEXEC, 0o644))
+        return inroot.open_in(root, dest)
+    except FileNotFoundError:
+        return None
     except OSError as e:
-        raise SyscallError(f"cannot create mount point {path}", e.errno or errno.EIO) from None
+        raise SyscallError(f"cannot open {dest}", e.errno or errno.EIO) from None
 
 
-def remount_readonly(target: str) -> None:
-    flags = os.statvfs(target).f_flag
-    keep = sum(ms for st, ms in _KEEP_FLAGS if flags & st)
-    sc.mount(
-        None,
-        target,
-        None,
-        sc.MS_BIND | sc.MS_REMOUNT | sc.MS_RDONLY | keep,
-        what=f"failed to make {target} read-only",
-    )
+def _mount_on(root: int, dest: str, make: str, source: str | None, fstype: str | None,
+              flags: int, data: str | None = None) -> None:  # fmt: skip
+    fd = _resolved(root, dest, make)
+    try:
+        sc.mount(source, inroot.fd_path(fd), fstype, flags, data,
+                 what=f"failed to mount {source or fstype} on {dest}")  # fmt: skip
+    finally:
+        os.close(fd)
 
 
-def bind(source: str, target: str, readonly: bool = False, recursive: bool = True) -> None:
-    """Bind `source` on `target`, creating the target as a directory or file to match."""
+def remount_readonly(root: int, dest: str) -> None:
+    """Make the mount now at `dest` (inside `root`) read-only, keeping its locked flags."""
+    fd = _resolved(root, dest)  # resolved again: the fd must name the new mount's root
+    try:
+        target = inroot.fd_path(fd)
+        keep = sum(ms for st, ms in _KEEP_FLAGS if os.statvfs(target).f_flag & st)
+        sc.mount(None, target, None, sc.MS_BIND | sc.MS_REMOUNT | sc.MS_RDONLY | keep,
+                 what=f"failed to make {dest} read-only")  # fmt: skip
+    finally:
+        os.close(fd)
+
+
+def bind(source: str, root: int, dest: str, readonly: bool = False,
+         recursive: bool = True) -> None:  # fmt: skip
+    """Bind the host path `source` on `dest` inside `root`, creating the mount point as a
+    directory or a file to match the source."""
     try:
         is_dir = stat.S_ISDIR(os.stat(source).st_mode)
     except OSError as e:
-        raise SyscallError(f"failed to mount {source} on {target}", e.errno) from None
-    if is_dir:
-        _mkdirs(target)
-    elif not os.path.exists(target):
-        _touch(target)
-    sc.mount(
-        source,
-        target,
-        None,
-        sc.MS_BIND | (sc.MS_REC if recursive else 0),
-        what=f"failed to mount {source} on {target}",
-    )
+        raise SyscallError(f"failed to mount {source} on {dest}", e.errno) from None
+    flags = sc.MS_BIND | (sc.MS_REC if recursive else 0)
+    _mount_on(root, dest, "dir" if is_dir else "file", source, None, flags)
     if readonly:
-        remount_readonly(target)
+        remount_readonly(root, dest)
 
 
-def prepare_root(plan: LaunchPlan, mountpoint: str) -> str:
+def make_root_private() -> None:
+    """Stop mount events propagating from this namespace back to the host's."""
+    try:
+        sc.mount(None, "/", None, sc.MS_REC | sc.MS_PRIVATE, what="failed to make / private")
+    except SyscallError as e:
+        if e.errno == errno.EINVAL and not _root_is_a_mount_point():
+            raise SyscallError(
+                "failed to make / private: / is not a mount point, as in a chroot. "
+                "Run nsvirt where / is a mount point: outside the chroot, or bind-mount "
+                "the chroot's directory onto itself (mount --bind DIR DIR) and enter it "
+                "with pivot_root instead of chroot",
+                e.errno,
+            ) from None
+        raise
+
+
+def _root_is_a_mount_point() -> bool:
+    with open("/proc/self/mountinfo") as f:
+        return any(line.split()[4] == "/" for line in f)
+
+
+def prepare_root(plan: Any, mountpoint: str) -> str:
     """Make every mount private, then bind the root tree; return the new root's path."""
-    sc.mount(None, "/", None, sc.MS_REC | sc.MS_PRIVATE, what="failed to make / private")
+    make_root_private()
     newroot = mountpoint if plan.root == "/" else plan.root
     try:
-        bind(plan.root, newroot)  # read-only comes last: mount points are made first
-    except SyscallError as e:
-        if e.errno == errno.ENOENT:
-            raise SyscallError(f"failed to mount {plan.root} on /", e.errno) from None
-        raise
+        is_dir = stat.S_ISDIR(os.stat(plan.root).st_mode)
+    except OSError as e:
+        raise SyscallError(f"failed to mount {plan.root} on /", e.errno) from None
+    if not is_dir:
+        raise SyscallError(f"failed to mount {plan.root} on /", errno.ENOTDIR)
+    # read-only comes last: mount points are made first
+    sc.mount(plan.root, newroot, None, sc.MS_BIND | sc.MS_REC,
+             what=f"failed to mount {plan.root} on /")  # fmt: skip
     return newroot
 
 
-def populate_dev(plan: LaunchPlan, dev: str, consoles: Sequence[str], userns: bool) -> None:
+def populate_dev(plan: Any, root: int, consoles: Sequence[str], userns: bool) -> None:
     """Fill the fresh /dev tmpfs: device nodes, standard links, the console ptys."""
+    dev = _resolved(root, "/dev")  # the tmpfs just mounted there
     old_umask = os.umask(0)
     try:
         for node in plan.dev_nodes:
-            path = os.path.join(dev, node.name)
             if userns:  # mknod is not allowed in a user namespace: bind the host's node
-                bind(f"/dev/{node.name}", path, recursive=False)
+                bind(f"/dev/{node.name}", root, f"/dev/{node.name}", recursive=False)
             else:
                 kind = stat.S_IFCHR if node.type == "c" else stat.S_IFBLK
-                os.mknod(path, node.mode | kind, os.makedev(node.major, node.minor))
+                os.mknod(node.name, node.mode | kind, os.makedev(node.major, node.minor),
+                         dir_fd=dev)  # fmt: skip
         for name, target in plan.dev_symlinks:
-            os.symlink(target, os.path.join(dev, name))
+            os.symlink(target, name, dir_fd=dev)
     finally:
         os.umask(old_umask)
+        os.close(dev)
     for i, tty in enumerate(consoles):
         if i == 0:
-            bind(tty, os.path.join(dev, "console"), recursive=False)
-        bind(tty, os.path.join(dev, f"tty{i + 1}"), recursive=False)
+            bind(tty, root, "/dev/console", recursive=False)
+        bind(tty, root, f"/dev/tty{i + 1}", recursive=False)
 
 
-def mount_cgroups(target: str, cgroup_dirs: Mapping[str, str]) -> None:
+def mount_cgroups(root: int, dest: str, cgroup_dirs: Mapping[str, str]) -> None:
     """/sys/fs/cgroup: the container's own cgroup, read-only (v2: its leaf; v1: a tmpfs
     holding its directory of every hierarchy)."""
     if "unified" in cgroup_dirs:
-        bind(cgroup_dirs["unified"], target, readonly=True, recursive=False)
+        bind(cgroup_dirs["unified"], root, dest, readonly=True, recursive=False)
         return
-    sc.mount(
-        "tmpfs",
-        target,
-        "tmpfs",
-        sc.MS_NOSUID | sc.MS_NODEV | sc.MS_NOEXEC,
-        "mode=755",
-        what=f"failed to mount tmpfs on {target}",
-    )
+    _mount_on(root, dest, "", "tmpfs", "tmpfs", NOSUID_NODEV_NOEXEC, "mode=755")
     for ctrl, host_dir in sorted(cgroup_dirs.items()):
-        bind(host_dir, os.path.join(target, ctrl), readonly=True, recursive=False)
-    remount_readonly(target)
+        bind(host_dir, root, f"{dest}/{ctrl}", readonly=True, recursive=False)
+    remount_readonly(root, dest)
 
 
-def apply_mount(
-    op: MountOp,
-    root: str,
-    plan: LaunchPlan,
-    consoles: Sequence[str],
-    cgroup_dirs: Mapping[str, str],
-    userns: bool,
-) -> None:
-    target = _inside(root, op.dest)
-    nosuid_nodev_noexec = sc.MS_NOSUID | sc.MS_NODEV | sc.MS_NOEXEC
+def apply_mount(op: Any, root: int, plan: Any, consoles: Sequence[str],
+                cgroup_dirs: Mapping[str, str], userns: bool) -> None:  # fmt: skip
+    """One MountOp of the plan, its destination resolved inside `root`."""
+    dest = op.dest
     if op.kind == "proc":
-        _mkdirs(target)
-        sc.mount("proc", target, "proc", nosuid_nodev_noexec)
+        _mount_on(root, dest, "dir", "proc", "proc", NOSUID_NODEV_NOEXEC)
     elif op.kind == "sysfs":
-        _mkdirs(target)
         try:
-            sc.mount("sysfs", target, "sysfs", nosuid_nodev_noexec | sc.MS_RDONLY)
+            _mount_on(root, dest, "dir", "sysfs", "sysfs", NOSUID_NODEV_NOEXEC | sc.MS_RDONLY)
         except SyscallError as e:
             if e.errno == errno.EBUSY:  # the host's sysfs is already there (shared root)
-                remount_readonly(target)
+                remount_readonly(root, dest)
             elif e.errno == errno.EPERM:  # needs a netns owned by the container's userns
-                bind("/sys", target, readonly=True)
+                bind("/sys", root, dest, readonly=True)
             else:
                 raise
     elif op.kind == "cgroups":
-        if os.path.isdir(target):
-            mount_cgroups(target, cgroup_dirs)
+        fd = _exists(root, dest)
+        if fd is not None:
+            directory = inroot.is_dir(fd)
+            os.close(fd)
+            if directory:
+                mount_cgroups(root, dest, cgroup_dirs)
     elif op.kind == "tmpfs":
-        _mkdirs(target)
-        flags = sc.MS_NOSUID if op.dest == "/dev" else sc.MS_NOSUID | sc.MS_NODEV
-        sc.mount("tmpfs", target, "tmpfs", flags | (sc.MS_RDONLY if op.readonly else 0), op.options)
-        if op.dest == "/dev":
-            populate_dev(plan, target, consoles, userns)
+        flags = sc.MS_NOSUID if dest == "/dev" else sc.MS_NOSUID | sc.MS_NODEV
+        flags |= sc.MS_RDONLY if op.readonly else 0
+        _mount_on(root, dest, "dir", "tmpfs", "tmpfs", flags, op.options)
+        if dest == "/dev":
+            populate_dev(plan, root, consoles, userns)
     elif op.kind == "devpts":
-        _mkdirs(target)
-        sc.mount("devpts", target, "devpts", sc.MS_NOSUID | sc.MS_NOEXEC, op.options)
+        _mount_on(root, dest, "dir", "devpts", "devpts", sc.MS_NOSUID | sc.MS_NOEXEC, op.options)
     elif op.kind == "mqueue":
-        _mkdirs(target)
-        sc.mount("mqueue", target, "mqueue", nosuid_nodev_noexec)
+        _mount_on(root, dest, "dir", "mqueue", "mqueue", NOSUID_NODEV_NOEXEC)
     elif op.kind == "bind":
-        bind(op.source or "", target, readonly=op.readonly)
+        bind(op.source or "", root, dest, readonly=op.readonly)
     elif op.kind == "mask":
-        if os.path.isdir(target):
-            sc.mount("tmpfs", target, "tmpfs", sc.MS_RDONLY | nosuid_nodev_noexec, "size=0")
-        elif os.path.exists(target):
-            bind(_inside(root, "/dev/null"), target, recursive=False)
+        _mask(root, dest)
     elif op.kind == "readonly":
-        if os.path.exists(target):
-            bind(target, target, readonly=True)
+        fd = _exists(root, dest)
+        if fd is not None:
+            try:
+                sc.mount(inroot.fd_path(fd), inroot.fd_path(fd), None, sc.MS_BIND | sc.MS_REC,
+                         what=f"failed to bind {dest} on itself")  # fmt: skip
+            finally:
+                os.close(fd)
+            remount_readonly(root, dest)
     else:
         raise ValueError(f"unknown mount kind {op.kind!r}")
 
 
-def build_tree(
-    plan: LaunchPlan, mountpoint: str, consoles: Sequence[str], cgroup_dirs: Mapping[str, str]
-) -> str:
+def _mask(root: int, dest: str) -> None:
+    """Hide `dest`: an empty read-only tmpfs on a directory, /dev/null on a file."""
+    fd = _exists(root, dest)
+    if fd is None:
+        return
+    try:
+        target = inroot.fd_path(fd)
+        if inroot.is_dir(fd):
+            sc.mount("tmpfs", target, "tmpfs", sc.MS_RDONLY | NOSUID_NODEV_NOEXEC, "size=0",
+                     what=f"failed to mask {dest}")  # fmt: skip
+            return
+        null = _resolved(root, "/dev/null")
+        try:
+            sc.mount(inroot.fd_path(null), target, None, sc.MS_BIND,
+                     what=f"failed to mask {dest}")  # fmt: skip
+        finally:
+            os.close(null)
+    finally:
+        os.close(fd)
+
+
+def build_tree(plan: Any, mountpoint: str, consoles: Sequence[str],
+               cgroup_dirs: Mapping[str, str]) -> str:  # fmt: skip
     """Everything before pivot_root; returns the new root."""
     userns = "user" in plan.namespaces
-    root = prepare_root(plan, mountpoint)
-    for op in plan.mounts:
-        apply_mount(op, root, plan, consoles, cgroup_dirs, userns)
-    if plan.root_readonly:
-        remount_readonly(root)
-    return root
+    newroot = prepare_root(plan, mountpoint)
+    root = inroot.open_root(newroot)
+    try:
+        for op in plan.mounts:
+            apply_mount(op, root, plan, consoles, cgroup_dirs, userns)
+        if plan.root_readonly:
+            remount_readonly(root, "/")
+    finally:
+        os.close(root)
+    return newroot
 
 
 def pivot_into(root: str) -> None:

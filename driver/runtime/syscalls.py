@@ -9,7 +9,7 @@ from __future__ import annotations
 import ctypes
 import os
 
-_libc = ctypes.CDLL(None, use_errno=True)
+libc = ctypes.CDLL(None, use_errno=True)
 
 CLONE_NEWNS = 0x00020000
 CLONE_NEWCGROUP = 0x02000000
@@ -85,11 +85,11 @@ def close_fds_except(*keep: int) -> None:
 
 
 def unshare(flags: int, what: str = "unshare") -> None:
-    _check(_libc.unshare(ctypes.c_int(flags)), what)
+    _check(libc.unshare(ctypes.c_int(flags)), what)
 
 
 def setns(fd: int, nstype: int, what: str) -> None:
-    _check(_libc.setns(ctypes.c_int(fd), ctypes.c_int(nstype)), what)
+    _check(libc.setns(ctypes.c_int(fd), ctypes.c_int(nstype)), what)
 
 
 def mount(
@@ -103,22 +103,22 @@ def mount(
     def enc(s: str | None) -> bytes | None:
         return None if s is None else os.fsencode(s)
 
-    ret = _libc.mount(enc(source), enc(target), enc(fstype), ctypes.c_ulong(flags), enc(data))
+    ret = libc.mount(enc(source), enc(target), enc(fstype), ctypes.c_ulong(flags), enc(data))
     _check(ret, what or f"failed to mount {source or fstype} on {target}")
 
 
 def umount2(target: str, flags: int = 0) -> None:
-    _check(_libc.umount2(os.fsencode(target), ctypes.c_int(flags)), f"failed to unmount {target}")
+    _check(libc.umount2(os.fsencode(target), ctypes.c_int(flags)), f"failed to unmount {target}")
 
 
 def pivot_root(new_root: str, put_old: str) -> None:
-    ret = _libc.syscall(ctypes.c_long(_SYS_PIVOT_ROOT), os.fsencode(new_root), os.fsencode(put_old))
+    ret = libc.syscall(ctypes.c_long(_SYS_PIVOT_ROOT), os.fsencode(new_root), os.fsencode(put_old))
     _check(ret, f"pivot_root to {new_root}")
 
 
 def prctl(option: int, arg2: int = 0, arg3: int = 0, what: str = "prctl") -> int:
     return _check(
-        _libc.prctl(
+        libc.prctl(
             ctypes.c_int(option),
             ctypes.c_ulong(arg2),
             ctypes.c_ulong(arg3),
@@ -149,5 +149,5 @@ def capset(effective: int, permitted: int, inheritable: int) -> None:
         data[i].effective = (effective >> shift) & 0xFFFFFFFF
         data[i].permitted = (permitted >> shift) & 0xFFFFFFFF
         data[i].inheritable = (inheritable >> shift) & 0xFFFFFFFF
-    ret = _libc.syscall(ctypes.c_long(_SYS_CAPSET), ctypes.byref(header), data)
+    ret = libc.syscall(ctypes.c_long(_SYS_CAPSET), ctypes.byref(header), data)
     _check(ret, "capset")

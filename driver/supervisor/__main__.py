@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from nsvirt.driver import fileio
+from nsvirt.driver.runtime import inroot
 from nsvirt.driver.runtime import syscalls as sc
 from nsvirt.driver.runtime.cgroups import CgroupError, backend_for
 from nsvirt.driver.supervisor import child, faults, planview, protocol
@@ -538,20 +539,26 @@ class Supervisor:
 
     def _initctl(self, runlevel: int) -> None:
         """Ask a sysvinit-style init through its /dev/initctl fifo."""
-        path = f"/proc/{self.init_pid}/root/dev/initctl"
-        if not os.path.exists(path):
-            raise RequestError("Container does not provide an initctl pipe")
         request = bytearray(384)  # struct init_request: magic, cmd=1 (runlevel), runlevel
         request[0:4] = (0x03091969).to_bytes(4, "little")
         request[4:8] = (1).to_bytes(4, "little")
         request[8:12] = (ord(str(runlevel))).to_bytes(4, "little")
+        # resolved inside the container's root: its symlinks never lead out of it
         try:
-            fd = os.open(path, os.O_WRONLY | os.O_NONBLOCK | os.O_CLOEXEC)
-        except OSError as e:  # ENXIO: nobody reads the pipe
+            root = inroot.open_root(f"/proc/{self.init_pid}/root")
+        except OSError as e:
+            raise RequestError(f"cannot reach the container's root: {e.strerror}") from None
+        try:
+            fd = inroot.reopen_fifo_for_writing(root, "/dev/initctl")
+        except (FileNotFoundError, sc.SyscallError):
+            raise RequestError("Container does not provide an initctl pipe") from None
+        except OSError as e:  # ENXIO: nobody reads the pipe; ELOOP: a symlink loop
             raise RequestError(f"cannot write to the container's initctl pipe: "
                                f"{e.strerror}") from None  # fmt: skip
+        finally:
+            os.close(root)
         try:
-            os.write(fd, bytes(request))
+            os.write(fd, bytes(request))  # under PIPE_BUF: all or nothing, never blocks
         finally:
             os.close(fd)
 
