@@ -23,7 +23,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from nsvirt.driver import xmlio
+from nsvirt.driver import domxml
+from nsvirt.driver.domxml import parser
 from nsvirt.driver.errors import XMLError
 from tests.unit.test_bad_input import CASES
 
@@ -35,7 +36,7 @@ def time_case(data: bytes, runs: int) -> list[float]:
     for _ in range(runs):
         t0 = time.perf_counter()
         try:
-            xmlio.parse(data, source="bench.xml")
+            domxml.load(data, source="bench.xml")
         except XMLError:
             pass
         else:
@@ -61,7 +62,7 @@ def main() -> int:
     ap.add_argument("--runs", type=int, default=20)
     args = ap.parse_args()
     t0 = time.perf_counter()
-    xmlio.schema()
+    parser.schema()
     print(f"schema build (once per process): {(time.perf_counter() - t0) * 1e3:.0f} ms")
     peer = shutil.which("virt-xml-validate")
     print(f"{'case':26} {'median':>9} {'worst':>9}  {'virt-xml-validate' if peer else ''}")

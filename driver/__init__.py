@@ -19,15 +19,20 @@ __version__ = "0.1.0"
 __all__ = ["Connection", "Domain", "DriverError", "__version__", "connect"]
 
 if TYPE_CHECKING:
-    from nsvirt.driver.connection import Connection, Domain, connect
+    from nsvirt.driver.connection import Connection, connect
+    from nsvirt.driver.domain import Domain
     from nsvirt.driver.errors import DriverError
 
 
 def __getattr__(name: str) -> Any:
-    if name in ("Connection", "Domain", "connect"):
+    if name in ("Connection", "connect"):
         from nsvirt.driver import connection
 
         return getattr(connection, name)
+    if name == "Domain":
+        from nsvirt.driver.domain import Domain
+
+        return Domain
     if name == "DriverError":
         from nsvirt.driver.errors import DriverError
 

@@ -69,3 +69,17 @@ class InternalError(DriverError):
 class Unsupported(DriverError):
     def __init__(self, what: str) -> None:
         super().__init__(f"unsupported configuration: {what}")
+
+
+class OperationTimeout(DriverError):
+    """libvirt's VIR_ERR_OPERATION_TIMEOUT."""
+
+    def __init__(self, what: str) -> None:
+        super().__init__(f"Timed out during operation: {what}")
+
+
+class OperationForbidden(DriverError):
+    """libvirt's VIR_ERR_OPERATION_DENIED: a change on a read-only connection."""
+
+    def __init__(self, what: str) -> None:
+        super().__init__(f"operation forbidden: {what}")

@@ -124,19 +124,7 @@ def run_command(ctx: Context, words: list[str]) -> int:
         return 0
     if cmd.run is None:
         raise ShellError(f"this function is not supported by the connection driver: {cmd.api}")
-    if ctx.readonly and name in WRITING_COMMANDS:
-        raise ShellError(f"operation forbidden: read only access prevents {WRITING_COMMANDS[name]}")
     return cmd.run(ctx, args)
-
-
-# what a read-only connection (-r) refuses, with the libvirt API virsh names
-WRITING_COMMANDS = {
-    "define": "virDomainDefineXML", "undefine": "virDomainUndefine", "create": "virDomainCreateXML",
-    "start": "virDomainCreate", "destroy": "virDomainDestroy", "shutdown": "virDomainShutdown",
-    "reboot": "virDomainReboot", "suspend": "virDomainSuspend", "resume": "virDomainResume",
-    "autostart": "virDomainSetAutostart", "edit": "virDomainDefineXML",
-    "console": "virDomainOpenConsole",
-}  # fmt: skip
 
 
 def run_line(ctx: Context, commands: list[list[str]], err: TextIO, debug: bool) -> int:
@@ -176,8 +164,8 @@ def main(
         return e.status
     except ShellError as e:
         return report(e, err)
-    ctx = Context(opts.uri, out, err, quiet=opts.quiet, escape=opts.escape)
-    ctx.readonly = opts.readonly
+    ctx = Context(opts.uri, out, err, quiet=opts.quiet, escape=opts.escape,
+                  readonly=opts.readonly)  # fmt: skip
     try:
         if len(words) == 1 and any(c in words[0] for c in " \t\n;#'\"\\"):
             commands = parse.split_commands(words[0])

@@ -12,31 +12,32 @@ Every failure is sent back as `error: <reason>` and the process exits 127.
 
 from __future__ import annotations
 
-import fcntl
 import os
 import select
 import signal
 import socket
-import struct
-import sys
-import termios
 from collections.abc import Mapping, Sequence
-from typing import TYPE_CHECKING, NoReturn
+from typing import Any, NoReturn
 
-from nsvirt.driver.runtime import caps, mounts
+from nsvirt.driver.runtime import caps, mounts, netdev, tty, users, uts
 from nsvirt.driver.runtime import syscalls as sc
 from nsvirt.driver.runtime.cgroups import CgroupBackend
-
-if TYPE_CHECKING:  # the supervisor reads plans as plain data
-    from nsvirt.driver.plan import LaunchPlan
-
-SIOCGIFFLAGS = 0x8913
-SIOCSIFFLAGS = 0x8914
-IFF_UP = 0x1
 
 
 class StartError(Exception):
     """A step of the start failed; str() is the reason the user sees."""
+
+
+class InitContext:
+    """What init needs from the supervisor besides the plan (plans are host-neutral)."""
+
+    __slots__ = ("cgroup_dirs", "consoles", "mountpoint")
+
+    def __init__(self, mountpoint: str, consoles: Sequence[str],
+                 cgroup_dirs: Mapping[str, str]) -> None:  # fmt: skip
+        self.mountpoint = mountpoint  # where an app container's root is bound
+        self.consoles = tuple(consoles)  # host ptys, bound onto /dev/console, /dev/ttyN
+        self.cgroup_dirs = dict(cgroup_dirs)  # shown read-only at /sys/fs/cgroup
 
 
 def _send(sock: socket.socket, text: str) -> None:
@@ -63,9 +64,8 @@ def _fail(sock: socket.socket, err: BaseException) -> NoReturn:
     os._exit(127)
 
 
-def intermediate(
-    plan: LaunchPlan, sock: socket.socket, cgroup: CgroupBackend, init_args: tuple
-) -> NoReturn:
+def intermediate(plan: Any, sock: socket.socket, cgroup: CgroupBackend,
+                 context: InitContext) -> NoReturn:  # fmt: skip
     """Run in the supervisor's first fork; never returns."""
     try:
         cgroup.attach(os.getpid())  # init inherits the cgroup from here
@@ -89,20 +89,14 @@ def intermediate(
         sc.unshare(flags, "cannot create the container's namespaces")
         pid = os.fork()  # the first fork after CLONE_NEWPID: init, pid 1
         if pid == 0:
-            init(plan, sock, *init_args)
+            init(plan, sock, context)
         _send(sock, f"init {pid}")
     except BaseException as e:
         _fail(sock, e)
     os._exit(0)
 
 
-def init(
-    plan: LaunchPlan,
-    sock: socket.socket,
-    mountpoint: str,
-    consoles: Sequence[str],
-    cgroup_dirs: Mapping[str, str],
-) -> NoReturn:
+def init(plan: Any, sock: socket.socket, context: InitContext) -> NoReturn:
     """pid 1 of the container: set up its world, then exec the domain's init."""
     try:
         _expect(sock, "continue")
@@ -111,14 +105,14 @@ def init(
         sc.prctl(sc.PR_SET_PDEATHSIG, signal.SIGKILL)
         if _peer_closed(sock):
             os._exit(1)
-        root = mounts.build_tree(plan, mountpoint, consoles, cgroup_dirs)
+        root = mounts.build_tree(plan, context.mountpoint, context.consoles, context.cgroup_dirs)
         mounts.pivot_into(root)
         if plan.hostname is not None:
-            socket.sethostname(plan.hostname)
+            uts.set_hostname(plan.hostname)
         if plan.privnet:
-            _loopback_up()
-        _console_as_controlling_tty("/dev/console")
-        uid, gid, home = _resolve_user(plan.user, plan.group)
+            netdev.loopback_up()
+        tty.become_controlling_tty("/dev/console")
+        uid, gid, home = users.resolve(plan.user, plan.group)
         env = dict(plan.env)
         if plan.user is not None:
             env["HOME"] = home
@@ -144,56 +138,3 @@ def _peer_closed(sock: socket.socket) -> bool:
     poller = select.poll()
     poller.register(sock, select.POLLRDHUP)
     return any(ev & (select.POLLRDHUP | select.POLLHUP) for _, ev in poller.poll(0))
-
-
-def _loopback_up() -> None:
-    """Bring `lo` up in the new network namespace (an ioctl: no netlink library needed)."""
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
-        ifreq = struct.pack("16sH22x", b"lo", 0)
-        flags = struct.unpack("16sH22x", fcntl.ioctl(s, SIOCGIFFLAGS, ifreq))[1]
-        fcntl.ioctl(s, SIOCSIFFLAGS, struct.pack("16sH22x", b"lo", flags | IFF_UP))
-
-
-def _console_as_controlling_tty(path: str) -> None:
-    os.setsid()
-    fd = os.open(path, os.O_RDWR)
-    fcntl.ioctl(fd, termios.TIOCSCTTY, 0)
-    for target in (0, 1, 2):
-        os.dup2(fd, target)
-    if fd > 2:
-        os.close(fd)
-    sys.stdin = sys.stdout = sys.stderr = None  # type: ignore[assignment]
-
-
-def _lookup(path: str, key: str) -> list[str] | None:
-    try:
-        with open(path) as f:
-            for line in f:
-                fields = line.rstrip("\n").split(":")
-                if fields and fields[0] == key:
-                    return fields
-    except OSError:
-        pass
-    return None
-
-
-def _resolve_user(user: str | None, group: str | None) -> tuple[int, int, str]:
-    """inituser/initgroup by the container's own /etc/passwd and /etc/group, or numbers."""
-    uid, gid, home = 0, 0, "/"
-    if user is not None:
-        entry = _lookup("/etc/passwd", user)
-        if entry and len(entry) >= 6:
-            uid, gid, home = int(entry[2]), int(entry[3]), entry[5] or "/"
-        elif user.isdigit():
-            uid = int(user)
-        else:
-            raise StartError(f"user '{user}' is not in the container's /etc/passwd")
-    if group is not None:
-        entry = _lookup("/etc/group", group)
-        if entry and len(entry) >= 3:
-            gid = int(entry[2])
-        elif group.isdigit():
-            gid = int(group)
-        else:
-            raise StartError(f"group '{group}' is not in the container's /etc/group")
-    return uid, gid, home

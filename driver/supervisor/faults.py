@@ -1,8 +1,10 @@
-"""Fault injection for tests: `NSVIRT_FAULT=<stage>` SIGKILLs the supervisor there.
+"""Fault injection for tests: `NSVIRT_FAULT=<stage>` SIGKILLs the supervisor at that
+stage, `NSVIRT_FAULT=stop:<stage>` SIGSTOPs it there.
 
-Stages, in start order: cgroup, forked, mapped, init, continue, running. The
-client passes the setting in the supervisor's configuration (a supervisor
-forked from a running one does not see the client's environment).
+Stages, in start order: cgroup, forked, mapped, init, continue, running; and
+`request`: when a control request arrives. The client passes the setting in the
+supervisor's config (a supervisor forked from a running one does not see the
+client's environment).
 """
 
 from __future__ import annotations
@@ -10,14 +12,19 @@ from __future__ import annotations
 import os
 import signal
 
-STAGES = ("cgroup", "forked", "mapped", "init", "continue", "running")
-_stage: list[str] = [""]
+START_STAGES = ("cgroup", "forked", "mapped", "init", "continue", "running")
+STAGES = (*START_STAGES, "request")
 
 
-def configure(stage: str | None) -> None:
-    _stage[0] = stage or ""
+class Faults:
+    __slots__ = ("signal", "stage")
 
+    def __init__(self, spec: str = "") -> None:
+        how, _, stage = spec.rpartition(":")
+        self.stage = stage
+        self.signal = signal.SIGSTOP if how == "stop" else signal.SIGKILL
 
-def point(stage: str) -> None:
-    if _stage[0] == stage:
-        os.kill(os.getpid(), signal.SIGKILL)
+    def point(self, stage: str) -> None:
+        """Called at each stage: the configured fault strikes here."""
+        if self.stage == stage:
+            os.kill(os.getpid(), self.signal)

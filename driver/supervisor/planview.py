@@ -1,6 +1,6 @@
 """The launch plan as the supervisor reads it: plain attribute views over the JSON.
 
-The client builds plans from frozen dataclasses (nsvirt.driver.plan); the
+The client builds plans from frozen dataclasses (nsvirt.driver.launch.plan); the
 supervisor only reads them, and importing dataclasses and the model would cost
 it tens of milliseconds and megabytes per container. Same field names, so the
 runtime code serves both.
@@ -12,7 +12,7 @@ import json
 from types import SimpleNamespace
 from typing import Any
 
-PLAN_FORMAT = 1  # must equal nsvirt.driver.plan.PLAN_FORMAT (a unit test checks)
+PLAN_FORMAT = 1  # must equal nsvirt.driver.launch.plan.PLAN_FORMAT (a unit test checks)
 _RAW = ("facts",)  # kept as dicts: written back into state files as they are
 
 

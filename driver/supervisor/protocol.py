@@ -1,14 +1,22 @@
 """The supervisor's control protocol: versioned JSON lines over a unix socket.
 
-Request:  {"v": 1, "op": "destroy" | "shutdown" | "reboot" | "suspend" | "resume"
-           | "console" | "ping", ...}
+Request:  {"v": 1, "op": OP, "deadline": MONOTONIC?, ...} with OP one of
+          state | destroy | shutdown | reboot | suspend | resume | console |
+          spawn | autodestroy (supervisor/requests.py: the handler table)
 Reply:    {"v": 1, "ok": true, ...}  or  {"v": 1, "ok": false, "error": "..."}
+
+A request that carries a deadline (time.monotonic(), which is system-wide) and
+arrives after it is dropped with an error reply: a supervisor that was stopped
+never acts on a request its client has given up on.
 
 After a successful "console" reply the connection carries the console:
 supervisor → client raw output bytes; client → supervisor frames of a type
 byte, a 4-byte big-endian length and a payload (b"d": input bytes,
 b"w": window size as {"rows": R, "cols": C}). Unknown ops get an error reply,
 so a newer client learns what an older supervisor cannot do.
+
+The start handshake (launcher ↔ new supervisor) is lines on a socketpair:
+`hello {"pid": P, "start": T}`, `go`, then `running {...}` or `error: reason`.
 """
 
 from __future__ import annotations
@@ -86,6 +94,21 @@ def split_frames(buf: bytearray) -> list[tuple[bytes, bytes]]:
     return out
 
 
+def encode_winsize(rows: int, cols: int) -> bytes:
+    return json.dumps({"rows": rows, "cols": cols}).encode()
+
+
+def decode_winsize(payload: bytes) -> tuple[int, int]:
+    """(rows, cols) of a window-size frame; ValueError if it is not one."""
+    size = json.loads(payload)
+    if not isinstance(size, dict):
+        raise ValueError(f"bad window size {payload[:80]!r}")
+    rows, cols = size.get("rows"), size.get("cols")
+    if not all(isinstance(n, int) and 0 <= n < 65536 for n in (rows, cols)):
+        raise ValueError(f"bad window size {payload[:80]!r}")
+    return rows, cols
+
+
 def connect(path: Path, timeout: float = 30.0) -> socket.socket:
     """Connect to a control socket through /proc/self/fd, so long paths work (108-byte limit)."""
     dirfd = os.open(path.parent, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
@@ -118,9 +141,22 @@ def bind(path: Path) -> socket.socket:
         os.close(dirfd)
 
 
-def call(path: Path, request: dict, timeout: float = 30.0) -> dict:
-    """Send one request and return the reply; raise ProtocolError on an error reply."""
-    with connect(path, timeout) as sock:
+def peer_pid(sock: socket.socket) -> int:
+    """The pid of the process that made the listening socket (SO_PEERCRED): who the
+    supervisor is, even when it cannot answer."""
+    creds = sock.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, struct.calcsize("3i"))
+    return struct.unpack("3i", creds)[0]
+
+
+def call(path: Path, request: dict, timeout: float | None = 30.0) -> dict:
+    """Send one request and return the reply; raise ProtocolError on an error reply.
+    With a timeout the request carries a deadline: a supervisor that sees it later
+    drops it (a client that gave up must not have it done behind its back)."""
+    import time
+
+    if timeout is not None:
+        request = {"deadline": time.monotonic() + timeout, **request}
+    with connect(path, timeout if timeout is not None else 30.0) as sock:
         sock.sendall(encode(request))
         line = read_line(sock, timeout)
     if not line:

@@ -1,27 +1,31 @@
 """Which code a supervisor runs: a new supervisor may be forked from a running one
-only if both would run the very same code (supervisors outlive package upgrades)."""
+only if both would run the very same code (supervisors outlive package upgrades).
+
+The signature covers every Python file of nsvirt.driver (the supervisor's whole
+possible import closure, with no list to keep up to date) and the interpreter.
+"""
 
 from __future__ import annotations
 
 import hashlib
 import os
+import sys
 
 _DRIVER = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-# the modules a supervisor runs: any change to them makes a running one a bad donor
-_FILES = ("fileio.py", "supervisor/__main__.py", "supervisor/child.py",
-          "supervisor/protocol.py", "supervisor/planview.py", "supervisor/faults.py",
-          "runtime/syscalls.py", "runtime/mounts.py", "runtime/caps.py",
-          "runtime/cgroups/__init__.py", "runtime/cgroups/v1.py", "runtime/cgroups/v2.py",
-          "runtime/cgroups/bpf_devices.py")  # fmt: skip
 
 
 def code_signature() -> str:
-    """A short hash of the supervisor's source files' identity (path, size, mtime)."""
-    h = hashlib.sha256()
-    for name in _FILES:
-        try:
-            st = os.stat(os.path.join(_DRIVER, name))
-            h.update(f"{name}:{st.st_size}:{st.st_mtime_ns};".encode())
-        except OSError:
-            h.update(f"{name}:missing;".encode())
+    """A short hash of the interpreter and of each driver source file's identity
+    (path, size, mtime)."""
+    h = hashlib.sha256(f"{sys.executable}:{sys.version}".encode())
+    for top, dirs, names in os.walk(_DRIVER):
+        dirs[:] = sorted(d for d in dirs if d != "__pycache__")
+        for name in sorted(n for n in names if n.endswith(".py")):
+            path = os.path.join(top, name)
+            try:
+                st = os.stat(path)
+            except OSError:
+                continue
+            rel = os.path.relpath(path, _DRIVER)
+            h.update(f"{rel}:{st.st_size}:{st.st_mtime_ns};".encode())
     return h.hexdigest()[:16]

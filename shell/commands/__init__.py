@@ -22,29 +22,30 @@ class Context:
     """What a command runs against: the connection (opened on first use) and the streams."""
 
     def __init__(self, uri: str | None, out: TextIO, err: TextIO, quiet: bool = False,
-                 escape: str = "^]") -> None:  # fmt: skip
+                 escape: str = "^]", readonly: bool = False) -> None:  # fmt: skip
         self.uri = uri
         self.out = out
         self.err = err
         self.quiet = quiet
         self.escape = escape
         self.autodestroy: list[object] = []  # sockets whose closing destroys a domain
-        self.readonly = False  # -r: commands that change anything are refused
+        self.readonly = readonly  # -r: the connection refuses every change
         self._conn: Connection | None = None
 
-    def reconnect(self, uri: str | None) -> None:
+    def reconnect(self, uri: str | None, readonly: bool = False) -> None:
         """Open another connection (the interactive `connect` command)."""
         from nsvirt.driver import connect
 
-        self._conn = connect(uri)
+        self._conn = connect(uri, readonly=readonly)
         self.uri = uri
+        self.readonly = readonly
 
     @property
     def conn(self) -> Connection:
         if self._conn is None:
             from nsvirt.driver import connect
 
-            self._conn = connect(self.uri)
+            self._conn = connect(self.uri, readonly=self.readonly)
         return self._conn
 
     def lookup(self, key: str) -> Domain:
@@ -147,14 +148,14 @@ def from_xml_file(args: argparse.Namespace, cmd: str, verb: str,
                   load: Callable[[bytes, str], Domain]) -> tuple[Domain, str]:  # fmt: skip
     """Read the command's XML file (capped as the parser caps it) and hand it to `load`;
     any failure gets virsh's preamble `Failed to VERB domain from FILE`."""
-    from nsvirt.driver import xmlio  # xmlschema costs ~250 ms: load it where XML is parsed
+    from nsvirt.driver import domxml  # xmlschema costs ~250 ms: load it where XML is parsed
 
     path = args.file_opt or args.file
     if not path:
         raise ShellError(f"command '{cmd}' requires <file> option")
     try:
         with open(path, "rb") as f:
-            data = f.read(xmlio.MAX_BYTES + 1)
+            data = f.read(domxml.MAX_BYTES + 1)
         return load(data, path), path
     except Exception as e:
         from nsvirt.shell.report import CommandFailed

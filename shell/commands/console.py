@@ -69,6 +69,7 @@ def attach(ctx: Context, name: str, *, force: bool = False, devname: str | None 
            escape: str = "^]") -> int:  # fmt: skip
     """Connect this terminal to the console of domain `name` until the escape character."""
     dom = ctx.lookup(name)
+    ctx.conn.require_writable("virDomainOpenConsole")
     if not dom.is_active():
         raise ShellError("The domain is not running")
     stdin, stdout = sys.stdin.fileno(), sys.stdout.fileno()
@@ -95,7 +96,7 @@ def attach(ctx: Context, name: str, *, force: bool = False, devname: str | None 
 
 
 def _relay(stream: object, stdin: int, stdout: int, wake: int, esc: int) -> None:
-    from nsvirt.driver.connection import ConsoleStream
+    from nsvirt.driver.consolestream import ConsoleStream
 
     assert isinstance(stream, ConsoleStream)
     while True:

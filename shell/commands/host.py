@@ -48,7 +48,7 @@ def _connect_args(p: argparse.ArgumentParser) -> None:
 
 @command("connect", "(re)connect to hypervisor", _connect_args)
 def connect(ctx: Context, args: argparse.Namespace) -> int:
-    ctx.reconnect(args.name_opt or args.name or ctx.uri)
+    ctx.reconnect(args.name_opt or args.name or ctx.uri, readonly=args.readonly)
     return 0
 
 

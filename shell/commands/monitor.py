@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 
-from nsvirt.driver.state import DomainState, reason_label
+from nsvirt.driver.state.states import DomainState, reason_label
 from nsvirt.shell import output
 from nsvirt.shell.commands import Context, command, domain_arg, domain_of
 

@@ -22,6 +22,7 @@ f - force, try to redefine again (nsvirt always validates)
 @command("edit", "edit XML configuration for a domain", domain_arg, domains="all")
 def edit(ctx: Context, args: argparse.Namespace) -> int:
     dom = ctx.lookup(domain_of(args, "edit"))
+    ctx.conn.require_writable("virDomainDefineXML")  # before the editor, not after it
     original = dom.xml_desc(inactive=True)
     editor = os.environ.get("VISUAL") or os.environ.get("EDITOR") or "vi"
     with tempfile.NamedTemporaryFile("w", prefix=f"nsvirsh-{dom.name}-", suffix=".xml",
@@ -126,11 +127,10 @@ def metadata(ctx: Context, args: argparse.Namespace) -> int:
         raise ShellError("command 'metadata' requires <uri> option")
     live, config = _where(ctx, args, dom.is_active())
     if args.set_xml is None and not args.remove:
-        definition = dom.definition(inactive=config and not live)
-        for xml in definition.metadata:
-            if f'="{uri}"' in xml.split(">", 1)[0]:
-                print(xml + "\n", file=ctx.out)
-                return 0
+        xml = dom.definition(inactive=config and not live).metadata_for(uri)
+        if xml is not None:
+            print(xml + "\n", file=ctx.out)
+            return 0
         raise ShellError("metadata not found: Requested metadata element is not present")
     value = None
     if not args.remove:

@@ -20,7 +20,9 @@ from xml.sax.saxutils import escape
 import pytest
 
 from nsvirt.driver import connect
-from nsvirt.driver.connection import Connection, ConsoleStream, Domain
+from nsvirt.driver.connection import Connection
+from nsvirt.driver.consolestream import ConsoleStream
+from nsvirt.driver.domain import Domain
 from tests.conftest import EXAMPLES
 
 MARKER = "nsvirt-test-rootfs"

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from nsvirt.driver.errors import OperationFailed
-from nsvirt.driver.state import DomainState
+from nsvirt.driver.state.states import DomainState
 from tests.conftest import EXAMPLES
 from tests.integration.conftest import Shell, domain_xml, start
 

@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from nsvirt.driver.errors import InternalError, OperationFailed
-from nsvirt.driver.state import DomainState
+from nsvirt.driver.state.states import DomainState
 from tests.integration.conftest import domain_xml, leftovers, start
 
 IDMAP = (

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from nsvirt.driver.errors import InternalError, NoDomainError, OperationFailed, OperationInvalid
-from nsvirt.driver.state import DomainState
+from nsvirt.driver.state.states import DomainState
 from tests.integration.conftest import cg_value, domain_xml, is_v2, leftovers, start
 
 # an init that stops cleanly on SIGTERM (it installs a handler, so the signal
@@ -258,7 +258,7 @@ def test_autostart_all(conn, rootfs: Path) -> None:
     dom.set_autostart(True)
     assert dom.autostart()
     proc = subprocess.run(
-        [sys.executable, "-m", "nsvirt.driver.autostart_cli", conn.uri],
+        [sys.executable, "-m", "nsvirt.driver.cli.autostart", conn.uri],
         capture_output=True,
         text=True,
         timeout=60,

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from nsvirt.driver.state import DomainState
+from nsvirt.driver.state.states import DomainState
 from tests.integration.conftest import cg_value, domain_xml, is_v2, start
 
 pytestmark = pytest.mark.v2

@@ -97,3 +97,15 @@ def test_connect_switches_uri(app: NsvirshApp, tmp_path: Path) -> None:
     assert out == f"{other}\n\n"
     out, _ = run(app, "list --all --name")
     assert out == "\n"
+
+
+def test_connect_readonly_refuses_changes(app: NsvirshApp) -> None:
+    uri = app.ctx.conn.uri
+    assert run(app, f"connect {uri} --readonly") == ("", "")
+    _, err = run(app, "undefine web")
+    assert err.splitlines()[-1] == (
+        "error: operation forbidden: read only access prevents virDomainUndefine"
+    )
+    assert run(app, "domstate web")[0] == "shut off\n\n"  # reading is fine
+    run(app, f"connect {uri}")  # a read-write connection again
+    assert run(app, "undefine web")[0] == "Domain 'web' has been undefined\n\n"

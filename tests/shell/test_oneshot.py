@@ -147,13 +147,51 @@ def test_all_examples_define(tmp_path: Path) -> None:
     assert len(nsvirsh(tmp_path, "list", "--all", "--name").stdout.split()) == 6
 
 
-def test_readonly_refuses_changes(defined: Path) -> None:
-    proc = nsvirsh(defined, "-r", "undefine", "bench-off")
-    assert (proc.stderr, proc.returncode) == (
-        "error: operation forbidden: read only access prevents virDomainUndefine\n",
-        1,
+# every command that changes anything, and the libvirt API the refusal names
+MODIFYING = [
+    (["define", "{xml}"], "virDomainDefineXML"),
+    (["create", "{xml}"], "virDomainCreateXML"),
+    (["undefine", "bench-off"], "virDomainUndefine"),
+    (["start", "bench-off"], "virDomainCreate"),
+    (["destroy", "bench-off"], "virDomainDestroy"),
+    (["shutdown", "bench-off"], "virDomainShutdown"),
+    (["reboot", "bench-off"], "virDomainReboot"),
+    (["suspend", "bench-off"], "virDomainSuspend"),
+    (["resume", "bench-off"], "virDomainResume"),
+    (["autostart", "bench-off"], "virDomainSetAutostart"),
+    (["autostart", "--disable", "bench-off"], "virDomainSetAutostart"),
+    (["edit", "bench-off"], "virDomainDefineXML"),
+    (["desc", "bench-off", "--new-desc", "x"], "virDomainSetMetadata"),
+    (["desc", "bench-off", "--title", "--new-desc", "x"], "virDomainSetMetadata"),
+    (["metadata", "bench-off", "https://example.org/a", "--key", "a", "--set", "<b/>"],
+     "virDomainSetMetadata"),
+    (["metadata", "bench-off", "https://example.org/a", "--remove"], "virDomainSetMetadata"),
+    (["console", "bench-off"], "virDomainOpenConsole"),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("words", "api"), MODIFYING, ids=lambda w: "-".join(w) if isinstance(w, list) else w
+)
+def test_readonly_refuses_every_change(defined: Path, words: list[str], api: str) -> None:
+    xml = defined / "bench-off.xml"
+    before = sorted(p.name for p in defined.rglob("*")), xml.read_bytes()
+    words = [w.format(xml=xml) for w in words]
+    proc = nsvirsh(defined, "-r", *words)
+    assert proc.returncode == 1
+    assert (
+        proc.stderr.splitlines()[-1]
+        == f"error: operation forbidden: read only access prevents {api}"
     )
+    assert "Traceback" not in proc.stderr
+    assert (sorted(p.name for p in defined.rglob("*")), xml.read_bytes()) == before
     assert nsvirsh(defined, "-r", "domstate", "bench-off").returncode == 0
+
+
+def test_readonly_reads(defined: Path) -> None:
+    for words in (["list", "--all"], ["dominfo", "bench-off"], ["dumpxml", "bench-off"],
+                  ["desc", "bench-off"], ["domuuid", "bench-off"]):  # fmt: skip
+        assert nsvirsh(defined, "-r", *words).returncode == 0, words
 
 
 @pytest.mark.parametrize(

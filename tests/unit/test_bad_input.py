@@ -15,7 +15,8 @@ from pathlib import Path
 
 import pytest
 
-from nsvirt.driver import connect, xmlio
+from nsvirt.driver import connect
+from nsvirt.driver.domxml import parser
 from nsvirt.driver.errors import XMLError
 
 BASE = """<domain type='lxc'>
@@ -213,7 +214,7 @@ def run_bounded(fn: Callable[[], dict], timeout: float = TIMEOUT) -> dict:
 
 @pytest.fixture(scope="module", autouse=True)
 def _schema_built() -> None:
-    xmlio.schema()  # build once, before forking
+    parser.schema()  # build once, before forking
 
 
 @pytest.mark.parametrize("case", CASES, ids=list(CASES))
@@ -253,7 +254,7 @@ def test_validator_cli_reports_error_and_exit_1(case: str, tmp_path: Path) -> No
     path = tmp_path / f"{case}.xml"
     path.write_bytes(data)
     proc = subprocess.run(
-        [sys.executable, "-m", "nsvirt.driver.validate_cli", str(path)],
+        [sys.executable, "-m", "nsvirt.driver.cli.validate", str(path)],
         capture_output=True,
         text=True,
         timeout=TIMEOUT,
@@ -272,7 +273,7 @@ def test_validator_cli_says_validates(tmp_path: Path) -> None:
     bad = tmp_path / "bad.xml"
     bad.write_bytes(b"<domain")
     proc = subprocess.run(
-        [sys.executable, "-m", "nsvirt.driver.validate_cli", str(good), str(bad)],
+        [sys.executable, "-m", "nsvirt.driver.cli.validate", str(good), str(bad)],
         capture_output=True,
         text=True,
         timeout=TIMEOUT,

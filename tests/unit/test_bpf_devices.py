@@ -7,8 +7,8 @@ import struct
 
 import pytest
 
-from nsvirt.driver import plan
-from nsvirt.driver.plan import DeviceRule
+from nsvirt.driver.launch import plan
+from nsvirt.driver.launch.plan import DeviceRule
 from nsvirt.driver.runtime.cgroups import bpf_devices as b
 
 CHAR, BLOCK = b.BPF_DEVCG_DEV_CHAR, b.BPF_DEVCG_DEV_BLOCK

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from nsvirt.driver import xmlio
+from nsvirt.driver import domxml
 from tests.conftest import EXAMPLES, corpus, shared_dir
 
 XML2XML = shared_dir() / "conformance/libvirt/lxcxml2xmldata"
@@ -26,7 +26,7 @@ def test_lxcxml2xml_formats_like_libvirt(name: str) -> None:
     src = corpus("lxcxml2xmldata") / f"lxc-{name}.xml"
     out = src.with_name(f"lxc-{name}-out.xml")
     expected = (out if out.exists() else src).read_text()
-    assert xmlio.format(xmlio.parse(src.read_bytes(), str(src))) == expected
+    assert domxml.format(domxml.load(src.read_bytes(), str(src))) == expected
 
 
 def test_lxcxml2xml_corpus_is_complete() -> None:
@@ -42,7 +42,7 @@ def _conf2xml_files() -> list[Path]:
 
 @pytest.mark.parametrize("path", _conf2xml_files(), ids=lambda p: p.stem)
 def test_lxcconf2xml_outputs_parse_and_round_trip(path: Path) -> None:
-    assert xmlio.format(xmlio.parse(path.read_bytes(), str(path))) == path.read_text()
+    assert domxml.format(domxml.load(path.read_bytes(), str(path))) == path.read_text()
 
 
 def test_lxcconf2xml_corpus_present() -> None:
@@ -60,7 +60,7 @@ def _all_valid_files() -> list[Path]:
 
 @pytest.mark.parametrize("path", _all_valid_files(), ids=lambda p: f"{p.parent.name}/{p.stem}")
 def test_round_trip_is_stable(path: Path) -> None:
-    once = xmlio.format(xmlio.parse(path.read_bytes(), str(path)))
-    dom = xmlio.parse(once.encode())
-    assert xmlio.format(dom) == once
-    assert dom == xmlio.parse(once.encode())
+    once = domxml.format(domxml.load(path.read_bytes(), str(path)))
+    dom = domxml.load(once.encode())
+    assert domxml.format(dom) == once
+    assert dom == domxml.load(once.encode())

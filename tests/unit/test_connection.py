@@ -10,6 +10,7 @@ import pytest
 
 from nsvirt.driver import connect, connection
 from nsvirt.driver.errors import InvalidURI, NoDomainError, OperationFailed
+from nsvirt.driver.launch.hostfacts import host_arch
 
 UUID_A = "05621346-d353-4bab-acc3-5004556ddd1a"
 UUID_B = "92e8c4dd-d4d1-45de-845e-c56f9d500b79"
@@ -64,7 +65,7 @@ def test_define_stores_canonical_xml_with_host_arch(conn: connection.Connection)
     dom = conn.define_xml(xml("web"))
     assert (dom.name, dom.uuid) == ("web", UUID_A)
     text = dom.xml_desc()
-    assert f"<type arch='{connection.host_arch()}'>exe</type>" in text
+    assert f"<type arch='{host_arch()}'>exe</type>" in text
     assert "<memory unit='KiB'>65536</memory>" in text
     path = conn.paths.config("web")
     assert path.read_text() == text
@@ -104,8 +105,17 @@ def test_same_name_other_uuid_is_refused(conn: connection.Connection) -> None:
     with pytest.raises(OperationFailed) as e:
         conn.define_xml(xml("web", UUID_B))
     assert str(e.value) == f"operation failed: domain 'web' already exists with uuid {UUID_A}"
-    with pytest.raises(OperationFailed, match="already exists"):
-        conn.define_xml(xml("web", uuid=None))  # a generated uuid differs too
+
+
+def test_document_without_uuid_updates_the_domain_of_its_name(conn: connection.Connection) -> None:
+    # libvirt would generate a new uuid and refuse it; the same file from version
+    # control must define again (docs/migrating-from-libvirt-lxc.md)
+    conn.define_xml(xml("web", UUID_A, memory=64))
+    dom = conn.define_xml(xml("web", uuid=None, memory=128))
+    assert dom.uuid == UUID_A
+    assert "<memory unit='KiB'>131072</memory>" in dom.xml_desc()
+    fresh = conn.define_xml(xml("new", uuid=None))
+    assert fresh.uuid not in ("", UUID_A) and len(fresh.uuid) == 36
 
 
 def test_same_uuid_other_name_is_refused(conn: connection.Connection) -> None:
@@ -163,16 +173,16 @@ def test_concurrent_defines_keep_names_unique(conn: connection.Connection) -> No
 def test_write_atomic_leaves_old_file_on_failure(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from nsvirt.driver import store
+    from nsvirt.driver.state import files
 
     target = tmp_path / "web.xml"
-    store.write_atomic(target, b"old")
+    files.write_atomic(target, b"old")
 
     def boom(fd: int) -> None:
         raise OSError(5, "Input/output error")
 
     monkeypatch.setattr(os, "fsync", boom)
     with pytest.raises(OSError):
-        store.write_atomic(target, b"new")
+        files.write_atomic(target, b"new")
     assert target.read_bytes() == b"old"
     assert [p.name for p in tmp_path.iterdir()] == ["web.xml"]

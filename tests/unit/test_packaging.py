@@ -15,11 +15,12 @@ CHECK = """
 import sys
 sys.path[:0] = [{wheel!r}, {site!r}]
 import nsvirt.driver, nsvirt.shell
-from nsvirt.driver import xmlio
+from nsvirt.driver import domxml
 assert nsvirt.driver.__file__.startswith({wheel!r}), nsvirt.driver.__file__
-schema_dir = xmlio._schema_dir()
+from nsvirt.driver.domxml import parser
+schema_dir = parser._schema_dir()
 assert str(schema_dir).startswith({wheel!r}), schema_dir
-dom = xmlio.parse(b"<domain type='lxc'><name>w</name><memory>1024</memory>"
+dom = domxml.load(b"<domain type='lxc'><name>w</name><memory>1024</memory>"
                   b"<os><type>exe</type></os></domain>")
 print(schema_dir, dom.name)
 """
@@ -57,8 +58,15 @@ def test_built_wheel_imports_and_finds_schemas(tmp_path: Path) -> None:
     tops = {n.split("/")[0] for n in names if not n.startswith("nsvirt-")}
     assert tops == {"nsvirt"}  # nothing called driver/ or shell/ in site-packages
     assert "nsvirt/schemas/domain.xsd" in names
+    sources = {
+        f"nsvirt/{top}/{p.relative_to(REPO / top)}"
+        for top in ("driver", "shell")
+        for p in (REPO / top).rglob("*.py")
+        if "__pycache__" not in p.parts
+    }
+    assert sources - set(names) == set()  # every module ships, subpackages too
     assert "nsvirsh = nsvirt.shell.__main__:main" in scripts
-    assert "nsvirt-xml-validate = nsvirt.driver.validate_cli:main" in scripts
+    assert "nsvirt-xml-validate = nsvirt.driver.cli.validate:main" in scripts
     # -S: no .pth files, so the editable install of this checkout stays out of the way
     unpacked = str(tmp_path / "unpacked")
     code = CHECK.format(wheel=unpacked, site=sysconfig.get_paths()["purelib"])

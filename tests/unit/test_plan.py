@@ -8,9 +8,10 @@ from pathlib import Path
 
 import pytest
 
-from nsvirt.driver import plan, xmlio
+from nsvirt.driver import domxml
 from nsvirt.driver.errors import Unsupported
-from nsvirt.driver.hostfacts import HostFacts
+from nsvirt.driver.launch import plan
+from nsvirt.driver.launch.hostfacts import HostFacts
 from nsvirt.driver.runtime.cgroups import rule_text
 from nsvirt.driver.supervisor import planview
 from tests.conftest import EXAMPLES
@@ -26,7 +27,7 @@ FACTS = HostFacts(
 
 
 def build(xml: str, **kw: object) -> plan.LaunchPlan:
-    return plan.build(xmlio.parse(xml.encode()), FACTS, partition="/nsvirt-test", **kw)
+    return plan.build(domxml.load(xml.encode()), FACTS, partition="/nsvirt-test", **kw)
 
 
 def minimal(extra: str = "", devices: str = "") -> str:
@@ -40,7 +41,7 @@ def minimal(extra: str = "", devices: str = "") -> str:
 
 @pytest.mark.parametrize("example", ["tuning", "idmap", "busybox", "app-container"])
 def test_plan_matches_golden(example: str) -> None:
-    dom = xmlio.parse_file(EXAMPLES / f"{example}.xml")
+    dom = domxml.load_file(EXAMPLES / f"{example}.xml")
     dom = replace(dom, uuid="05621346-d353-4bab-acc3-5004556ddd1a")
     got = json.loads(plan.build(dom, FACTS, partition="/nsvirt-test").to_json())
     golden = GOLDEN / f"{example}.json"

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import pytest
 
-from nsvirt.driver import units
+from nsvirt.driver.domxml import units
 
 
 @pytest.mark.parametrize(("value", "unit", "kib"), [

@@ -12,18 +12,46 @@ import os
 import signal
 import time
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Protocol
-
-if TYPE_CHECKING:  # the supervisor reads plans as plain data: keep imports light
-    from nsvirt.driver.plan import DeviceRule, Limits
+from typing import Any, Protocol
 
 
 class CgroupError(Exception):
     """A cgroup operation failed; str() is the user-facing reason."""
 
 
+class CgroupBusy(CgroupError):
+    """The container's cgroup exists and has processes: another container runs there."""
+
+
+class Limits(Protocol):
+    """A plan's cgroup limits (launch.plan.Limits, or the supervisor's plain view of it)."""
+
+    memory_limit: int | None
+    memory_soft_limit: int | None
+    memory_swap_limit: int | None
+    cpu_shares: int | None
+    cpu_period: int | None
+    cpu_quota: int | None
+    cpuset_cpus: str | None
+    cpuset_mems: str | None
+    blkio_weight: int | None
+    pids_max: int | None
+
+
+class DeviceRule(Protocol):
+    """One device rule (launch.plan.DeviceRule, or its plain view)."""
+
+    type: str
+    major: int | None
+    minor: int | None
+    access: str
+
+
 class CgroupBackend(Protocol):
+    owned: bool  # this object created the cgroup (or took over an empty leftover of ours)
+
     def create(self, limits: Limits, rules: tuple[DeviceRule, ...]) -> None: ...
+    def has_processes(self) -> bool: ...
     def attach(self, pid: int) -> None: ...
     def pids(self) -> list[int]: ...
     def freeze(self) -> None: ...
@@ -73,7 +101,8 @@ EMPTY_TIMEOUT = 10.0  # an upper bound on waiting for killed tasks to leave, not
 
 
 def kill_frozen(cg: CgroupBackend) -> None:
-    """Freeze (no fork escapes), SIGKILL every task, thaw so the signals are delivered."""
+    """Freeze (no fork escapes; freezing is hierarchical), SIGKILL every task of the
+    subtree, thaw so the signals are delivered."""
     cg.freeze()
     for pid in cg.pids():
         try:
@@ -83,19 +112,58 @@ def kill_frozen(cg: CgroupBackend) -> None:
     cg.thaw()
 
 
-def remove_leaf(leaf: Path) -> None:
-    """rmdir a container's cgroup, waiting while killed tasks finish exiting (EBUSY)."""
-    deadline = time.monotonic() + EMPTY_TIMEOUT
-    while True:
+def subtree(leaf: Path) -> list[Path]:
+    """`leaf` and every cgroup below it, deepest first (the order rmdir needs): a
+    container may have made child cgroups of its own."""
+    found: list[Path] = []
+    for top, dirs, _ in os.walk(leaf, topdown=False):
+        found += [Path(top) / d for d in dirs]
+    return [*found, leaf] if leaf.is_dir() else []
+
+
+def subtree_pids(leaf: Path) -> set[int]:
+    """Every process in `leaf` and the cgroups below it."""
+    pids: set[int] = set()
+    for level in subtree(leaf):
         try:
-            os.rmdir(leaf)
-            return
+            pids.update(int(p) for p in (level / "cgroup.procs").read_text().split())
         except FileNotFoundError:
-            return
-        except OSError as e:
-            if e.errno != errno.EBUSY or time.monotonic() > deadline:
-                raise CgroupError(f"cannot remove {leaf}: {e.strerror}") from None
-            time.sleep(0.001)
+            pass
+    return pids
+
+
+def remove_tree(leaf: Path) -> None:
+    """rmdir a container's cgroup and everything below it, deepest first, waiting
+    while killed tasks finish exiting (EBUSY)."""
+    deadline = time.monotonic() + EMPTY_TIMEOUT
+    for level in subtree(leaf):
+        while True:
+            try:
+                os.rmdir(level)
+                break
+            except FileNotFoundError:
+                break
+            except OSError as e:
+                if e.errno != errno.EBUSY or time.monotonic() > deadline:
+                    raise CgroupError(f"cannot remove {level}: {e.strerror}") from None
+                time.sleep(0.001)
+
+
+def make_leaf(leaf: Path) -> None:
+    """mkdir the container's cgroup. An existing one with processes is another
+    container's: refused and left alone. An empty one is a leftover of ours (a crash
+    between the last kill and the rmdir): removed and made afresh, so no old limit
+    or device program survives."""
+    try:
+        os.mkdir(leaf)
+        return
+    except FileExistsError:
+        pass
+    if subtree_pids(leaf):
+        raise CgroupBusy(f"cgroup {leaf} already exists and has processes: another "
+                         "container of this name runs under this partition")  # fmt: skip
+    remove_tree(leaf)
+    os.mkdir(leaf)
 
 
 def remove_empty_levels(level: Path, mount: Path) -> None:
@@ -108,7 +176,7 @@ def remove_empty_levels(level: Path, mount: Path) -> None:
         level = level.parent
 
 
-def rule_text(rule: DeviceRule | Any) -> str:
+def rule_text(rule: DeviceRule) -> str:
     """A device rule as the v1 devices files read it: `c 1:3 rwm`, `a`."""
     if rule.type == "a":
         return "a"
@@ -129,8 +197,3 @@ def backend_for(facts: dict[str, Any], partition: str, name: str) -> CgroupBacke
     from nsvirt.driver.runtime.cgroups.v2 import V2Cgroup
 
     return V2Cgroup(facts["cgroup2_mount"], partition, name)
-
-
-def backend_from_state(state: dict) -> CgroupBackend:
-    """Rebuild the backend of a domain from its runtime state file."""
-    return backend_for(state["facts"], state["cgroup_partition"], state["cgroup_name"])

@@ -14,6 +14,8 @@ import struct
 from collections.abc import Sequence
 from typing import Any
 
+from nsvirt.driver.runtime import syscalls
+
 BPF_PROG_LOAD = 5
 BPF_PROG_ATTACH = 8
 BPF_PROG_DETACH = 9
@@ -39,7 +41,7 @@ JMP_EXIT = 0x95
 
 _SYS_BPF = {"x86_64": 321, "aarch64": 280, "riscv64": 280, "ppc64le": 361,
             "s390x": 351}.get(os.uname().machine, 321)  # fmt: skip
-_libc = ctypes.CDLL(None, use_errno=True)
+_libc = syscalls.libc
 
 
 class BpfError(OSError):

@@ -8,19 +8,19 @@ from __future__ import annotations
 import os
 import time
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 from nsvirt.driver.runtime.cgroups import (
     CgroupError,
+    DeviceRule,
+    Limits,
     check_writable,
     kill_frozen,
+    make_leaf,
     remove_empty_levels,
-    remove_leaf,
+    remove_tree,
     rule_text,
+    subtree_pids,
 )
-
-if TYPE_CHECKING:
-    from nsvirt.driver.plan import DeviceRule, Limits
 
 # controllers the container's leaf is created in, when the host mounts them
 CONTROLLERS = ("cpu", "cpuacct", "cpuset", "memory", "devices", "freezer", "blkio", "pids")
@@ -33,6 +33,7 @@ class V1Cgroup:
         self.mounts = {c: mounts[c] for c in CONTROLLERS if c in mounts}
         self.partition = "/" + partition.strip("/")
         self.name = name
+        self.owned = False
 
     # ------------------------------------------------------------ paths
 
@@ -72,13 +73,22 @@ class V1Cgroup:
     def create(self, limits: Limits, rules: tuple[DeviceRule, ...]) -> None:
         """Create the leaf in every hierarchy and write limits and device rules,
         before any container process exists."""
-        for ctrl, leaf in self._dirs().items():
-            self._make_levels(ctrl, leaf)
+        made = []
         try:
+            for ctrl, leaf in self._dirs().items():
+                self._make_levels(ctrl, leaf)
+                made.append(leaf)
+                self.owned = True
             self._apply(limits, rules)
         except BaseException:
-            self.destroy()
+            if self.owned:  # only what this start made: never another container's
+                for leaf in made:
+                    remove_tree(leaf)
+                self.owned = False
             raise
+
+    def has_processes(self) -> bool:
+        return bool(self.pids())
 
     def _make_levels(self, ctrl: str, leaf: Path) -> None:
         mount = Path(self.mounts[ctrl])
@@ -91,13 +101,7 @@ class V1Cgroup:
                 pass
             if ctrl == "cpuset":
                 self._copy_cpuset(level)
-        try:
-            os.mkdir(leaf)
-        except FileExistsError:
-            raise CgroupError(
-                f"cgroup {leaf} already exists: another container of this "
-                "name runs under this partition"
-            ) from None
+        make_leaf(leaf)
         if ctrl == "cpuset":
             self._copy_cpuset(leaf)
 
@@ -164,12 +168,10 @@ class V1Cgroup:
             self._write(ctrl, "cgroup.procs", pid)
 
     def pids(self) -> list[int]:
+        """Every process of the container, in its cgroup or below it, any hierarchy."""
         found: set[int] = set()
         for leaf in self._dirs().values():
-            try:
-                found.update(int(p) for p in (leaf / "cgroup.procs").read_text().split())
-            except FileNotFoundError:
-                pass
+            found |= subtree_pids(leaf)
         return sorted(found)
 
     def _freezer_state(self) -> str:
@@ -186,18 +188,16 @@ class V1Cgroup:
     def thaw(self) -> None:
         self._write("freezer", "freezer.state", "THAWED")
 
-    def frozen(self) -> bool:
-        return "freezer" in self.mounts and self._freezer_state() != "THAWED"
-
     def kill_all(self) -> None:
         """Kill every task at once: freeze (no forks escape), SIGKILL each, thaw."""
         if self.dir("freezer").exists():
             kill_frozen(self)
 
     def destroy(self) -> None:
-        """Remove the leaf everywhere, then partition levels left empty. Idempotent."""
+        """Remove the leaf and what the container made below it, in every hierarchy,
+        then partition levels left empty. Idempotent."""
         for leaf in self._dirs().values():
-            remove_leaf(leaf)
+            remove_tree(leaf)
         for ctrl in self._dirs():
             remove_empty_levels(self._partition_dir(ctrl), Path(self.mounts[ctrl]))
 

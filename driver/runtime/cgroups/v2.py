@@ -12,20 +12,20 @@ from __future__ import annotations
 import os
 import time
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 from nsvirt.driver.runtime.cgroups import (
     CgroupError,
+    DeviceRule,
+    Limits,
     bpf_devices,
     check_writable,
     holds_caller,
     kill_frozen,
+    make_leaf,
     remove_empty_levels,
-    remove_leaf,
+    remove_tree,
+    subtree_pids,
 )
-
-if TYPE_CHECKING:
-    from nsvirt.driver.plan import DeviceRule, Limits
 
 CONTROLLERS = ("cpu", "cpuset", "io", "memory", "pids")
 WAIT_TIMEOUT = 10.0  # upper bound on waiting for the kernel, not a delay
@@ -38,6 +38,7 @@ class V2Cgroup:
         self.name = name
         self.leaf = Path(mount + self.partition) / name
         self.prog_fd = -1
+        self.owned = False
 
     def describe(self) -> dict[str, str]:
         return {"unified": str(self.leaf)}
@@ -74,18 +75,19 @@ class V2Cgroup:
                 pass
         if levels:
             self._enable_controllers(mount / levels[0])
-        try:
-            os.mkdir(self.leaf)
-        except FileExistsError:
-            raise CgroupError(f"cgroup {self.leaf} already exists: another container of this "
-                              "name runs under this partition") from None  # fmt: skip
+        make_leaf(self.leaf)
+        self.owned = True
         try:
             self._apply(limits)
             self.prog_fd = bpf_devices.load(bpf_devices.program(rules))
             bpf_devices.attach(str(self.leaf), self.prog_fd)
         except BaseException:
             self.destroy()
+            self.owned = False
             raise
+
+    def has_processes(self) -> bool:
+        return bool(self.pids())
 
     def _enable_controllers(self, level: Path) -> None:
         """Enable in `level` the controllers its children need, only those not enabled yet.
@@ -147,10 +149,8 @@ class V2Cgroup:
         self._write("cgroup.procs", pid)
 
     def pids(self) -> list[int]:
-        try:
-            return sorted(int(p) for p in self._read("cgroup.procs").split())
-        except FileNotFoundError:
-            return []
+        """Every process of the container, in its leaf or in cgroups it made below."""
+        return sorted(subtree_pids(self.leaf))
 
     def _wait_events(self, key: str, value: str) -> None:
         deadline = time.monotonic() + WAIT_TIMEOUT
@@ -166,11 +166,9 @@ class V2Cgroup:
     def thaw(self) -> None:
         self._write("cgroup.freeze", 0)
 
-    def frozen(self) -> bool:
-        return self._keyed("cgroup.events").get("frozen") == "1"
-
     def kill_all(self) -> None:
-        """Kill every task at once: cgroup.kill, or freeze → SIGKILL each → thaw."""
+        """Kill every task of the subtree at once: cgroup.kill, or freeze → SIGKILL
+        each → thaw."""
         if not self.leaf.exists():
             return
         if self._path("cgroup.kill").exists():
@@ -187,7 +185,7 @@ class V2Cgroup:
                 pass
             os.close(self.prog_fd)
             self.prog_fd = -1
-        remove_leaf(self.leaf)
+        remove_tree(self.leaf)
         remove_empty_levels(self.leaf.parent, Path(self.mount))
 
     # ------------------------------------------------------------ statistics

@@ -11,17 +11,15 @@ import platform
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from nsvirt.driver.units import parse_cpuset
+from nsvirt.driver.domxml.units import parse_cpuset
+from nsvirt.driver.runtime.cgroups.v1 import CONTROLLERS as V1_CONTROLLERS
 
 CGROUP_ROOT = Path("/sys/fs/cgroup")
-# the v1 controllers nsvirt uses, by the name of their hierarchy
-V1_CONTROLLERS = ("cpu", "cpuacct", "cpuset", "memory", "devices", "freezer", "blkio", "pids")
 
 
 @dataclass(frozen=True, slots=True)
 class HostFacts:
     cgroup_mode: str  # the backend: "v1" | "v2" (a hybrid host's controllers are v1)
-    cgroup_layout: str = ""  # what the host mounts: "v1" | "v2" | "hybrid"
     cgroup_mounts: dict[str, str] = field(default_factory=dict)  # v1: controller -> mount
     cgroup2_mount: str = ""  # v2: the cgroup2 mount point
     cpus_online: frozenset[int] = frozenset({0})
@@ -37,17 +35,6 @@ class HostFacts:
             "arch": self.arch,
             "kernel": self.kernel,
         }
-
-    @classmethod
-    def from_dict(cls, d: dict) -> HostFacts:
-        return cls(
-            cgroup_mode=d["cgroup_mode"],
-            cgroup_mounts=dict(d["cgroup_mounts"]),
-            cgroup2_mount=d["cgroup2_mount"],
-            cpus_online=frozenset(d["cpus_online"]),
-            arch=d["arch"],
-            kernel=d["kernel"],
-        )
 
 
 def host_arch() -> str:
@@ -68,8 +55,8 @@ def _mounts() -> list[tuple[str, str, str]]:
     return out
 
 
-def detect(override: str | None = None) -> HostFacts:
-    """Detect the host. `override` ("v1"/"v2", or $NSVIRT_CGROUP_MODE) forces a backend."""
+def detect() -> HostFacts:
+    """Detect the host. $NSVIRT_CGROUP_MODE ("v1"/"v2") forces a backend."""
     mounts = _mounts()
     v1: dict[str, str] = {}
     v2 = ""
@@ -80,15 +67,13 @@ def detect(override: str | None = None) -> HostFacts:
                     v1[ctrl] = point
         elif fstype == "cgroup2" and (not v2 or point == str(CGROUP_ROOT)):
             v2 = point
-    layout = ("hybrid" if v2 else "v1") if v1 else "v2"
-    mode = override or os.environ.get("NSVIRT_CGROUP_MODE") or ("v1" if v1 else "v2")
+    mode = os.environ.get("NSVIRT_CGROUP_MODE") or ("v1" if v1 else "v2")
     try:
         online = parse_cpuset(Path("/sys/devices/system/cpu/online").read_text().strip())
     except OSError:
         online = frozenset(range(os.cpu_count() or 1))
     return HostFacts(
         cgroup_mode=mode,
-        cgroup_layout=layout,
         cgroup_mounts=v1,
         cgroup2_mount=v2,
         cpus_online=online,

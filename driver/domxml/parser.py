@@ -1,15 +1,15 @@
-"""Domain XML in: hardened parse → schema validation → model → semantic checks.
+"""Domain XML in: hardened parse → schema validation → model (domxml.load runs the
+checks next, as a stage of their own).
 
 Every refusal is an XMLError naming the source, the line, the XPath and the
-reason. Nothing here touches the host: defaults that depend on it (the arch)
-are added by Connection.define_xml, as libvirt's define does.
+reason. Nothing here touches the host, and nothing is random: the same bytes
+give the same DomainDef. What define adds (uuid, MACs, arch) is domxml/defaults.py.
 """
 
 from __future__ import annotations
 
 import functools
 import ipaddress
-import os
 import re
 import uuid as uuidlib
 from collections.abc import Callable
@@ -18,23 +18,16 @@ from typing import TYPE_CHECKING
 
 from lxml import etree
 
-from nsvirt.driver import model as m
-from nsvirt.driver import units, validate
+from nsvirt.driver.domxml import MAX_BYTES, units
+from nsvirt.driver.domxml import model as m
 from nsvirt.driver.errors import ConfigError, XMLSyntaxError, XMLValidationError
-from nsvirt.driver.xmlformat import format_domain
 
 if TYPE_CHECKING:
     import xmlschema
 
-__all__ = ["MAX_BYTES", "format", "parse", "parse_file", "parse_trusted", "schema"]
-
-# Domain files are a few KiB; the cap is checked before any parsing.
-MAX_BYTES = 1 << 20
 XINCLUDE_NS = "http://www.w3.org/2001/XInclude"
 NAMESPACES = {"lxc": m.LXC_NS, "nsvirt": m.NSVIRT_NS}
 _PREFIXES = {uri: prefix for prefix, uri in NAMESPACES.items()}
-
-format = format_domain  # the public name: xmlio.format(dom) -> str
 
 
 def _schema_dir() -> Path:
@@ -53,36 +46,34 @@ def schema() -> xmlschema.XMLSchema11:
     return xmlschema.XMLSchema11(str(_schema_dir() / "domain.xsd"))
 
 
-def parse_file(path: str | os.PathLike[str]) -> m.DomainDef:
-    """Read and parse a domain file, refusing it before parsing if it is too big."""
-    name = os.fspath(path)
-    with open(name, "rb") as f:
-        data = f.read(MAX_BYTES + 1)
-    return parse(data, source=name)
+class Document:
+    """A parsed domain document: its tree, and where it came from (for error lines)."""
+
+    def __init__(self, root: etree._Element, source: str) -> None:
+        self.root = root
+        self.source = source
+
+    def build(self) -> m.DomainDef:
+        """The model, with libvirt's host-independent defaults."""
+        return self.located(_build, self.root)
+
+    def located(self, step: Callable, *args: object) -> m.DomainDef:
+        """Run a step; a ConfigError it raises (with an XPath) gets this document's
+        source and line."""
+        try:
+            return step(*args)
+        except ConfigError as e:
+            line = _line_of(self.root, e.path)
+            raise ConfigError(e.reason, source=self.source, line=line, path=e.path) from None
 
 
-def parse(data: bytes, source: str = "") -> m.DomainDef:
-    """Parse domain XML into a DomainDef, with libvirt's host-independent defaults."""
-    return _parse(data, source, with_schema=True)
-
-
-def parse_trusted(data: bytes, source: str = "") -> m.DomainDef:
-    """Parse XML that nsvirt itself wrote (a stored definition): no schema pass."""
-    return _parse(data, source, with_schema=False)
-
-
-def _parse(data: bytes, source: str, *, with_schema: bool) -> m.DomainDef:
+def read(data: bytes, source: str = "", *, with_schema: bool = True) -> Document:
+    """Parse untrusted bytes with the hardened parser, then check them against the
+    schema (with_schema=False only for files nsvirt wrote itself)."""
     root = _parse_hardened(data, source)
     if with_schema:
         _validate_schema(root, source)
-    try:
-        dom = _build(root)
-        validate.check(dom)
-    except ConfigError as e:
-        raise ConfigError(
-            e.reason, source=source, line=_line_of(root, e.path), path=e.path
-        ) from None
-    return dom
+    return Document(root, source)
 
 
 # ---------------------------------------------------------------- parsing
@@ -290,7 +281,7 @@ def _build(root: etree._Element) -> m.DomainDef:
         title=_text(find("title")),
         description=_text(find("description")),
         metadata=tuple(
-            _serialise(el)
+            (etree.QName(el).namespace or "", _serialise(el))
             for el in root.iterfind("metadata/*")
             if etree.QName(el).namespace != m.NSVIRT_NS
         ),
@@ -332,9 +323,9 @@ def _attr(el: etree._Element | None, name: str) -> str | None:
     return None if el is None else el.get(name)
 
 
-def _uuid(el: etree._Element | None) -> str:
+def _uuid(el: etree._Element | None) -> str | None:
     if el is None:
-        return str(uuidlib.uuid4())
+        return None  # define gives it one (domxml/defaults.py)
     text = (el.text or "").strip()
     value = uuidlib.UUID(hex=text)
     if value.int == 0:
@@ -366,7 +357,7 @@ def _serialise(el: etree._Element) -> str:
 
 def _serialise_plain(el: etree._Element, depth: int = 0) -> str:
     """Serialise an unqualified element libvirt-style: single quotes, two-space indent."""
-    from nsvirt.driver.xmlformat import escape
+    from nsvirt.driver.domxml.formatter import escape
 
     pad = "  " * depth
     attrs = "".join(f" {k}='{escape(v)}'" for k, v in el.attrib.items())
@@ -569,11 +560,6 @@ def _addresses(el: etree._Element, build: Callable[[etree._Element], object], ta
     return tuple(out)
 
 
-def _random_mac() -> str:
-    # libvirt's default prefix for guests without a <mac>
-    return "52:54:00:" + ":".join(f"{b:02x}" for b in os.urandom(3))
-
-
 def _interface(el: etree._Element) -> m.Interface:
     iftype = el.get("type")
     src = el.find("source")
@@ -582,7 +568,7 @@ def _interface(el: etree._Element) -> m.Interface:
     source_attr = {"network": "network", "bridge": "bridge", "direct": "dev"}.get(iftype)
     return m.Interface(
         type=iftype,
-        mac=(mac.get("address").lower() if mac is not None else _random_mac()),
+        mac=mac.get("address").lower() if mac is not None else None,  # define makes one
         source=src.get(source_attr) if src is not None and source_attr else None,
         source_mode=_attr(src, "mode") if iftype == "direct" else None,
         portgroup=_attr(src, "portgroup") if iftype == "network" else None,

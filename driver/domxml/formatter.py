@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from nsvirt.driver import model as m
+from nsvirt.driver.domxml import model as m
 
 _ESCAPES = str.maketrans({"&": "&amp;", "<": "&lt;", ">": "&gt;", "'": "&apos;", '"': "&quot;"})
 
@@ -123,7 +123,7 @@ def _metadata(w: _Writer, dom: m.DomainDef) -> None:
             f'  <nsvirt:pids max="{dom.pids_max}"/>\n'
             "</nsvirt:config>"
         )
-    for xml in dom.metadata:
+    for _, xml in dom.metadata:
         w.raw(xml)
     w.close("metadata")
 
@@ -320,7 +320,8 @@ def _ips(w: _Writer, ips: tuple[m.IpAddress, ...], routes: tuple[m.Route, ...]) 
 
 def _interface(w: _Writer, i: m.Interface) -> None:
     w.open("interface", ("type", i.type))
-    w.empty("mac", ("address", i.mac))
+    if i.mac is not None:
+        w.empty("mac", ("address", i.mac))
     if i.type == "bridge":
         w.empty("source", ("bridge", i.source))
     elif i.type == "network":

@@ -10,23 +10,14 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass, field, fields, is_dataclass
 
-from nsvirt.driver import model as m
+from nsvirt.driver.domxml import model as m
+from nsvirt.driver.domxml.capabilities import ALL_CAPS
+from nsvirt.driver.domxml.units import format_cpuset, parse_cpuset
 from nsvirt.driver.errors import Unsupported
-from nsvirt.driver.hostfacts import HostFacts
-from nsvirt.driver.units import format_cpuset, parse_cpuset
+from nsvirt.driver.launch.hostfacts import HostFacts
 
 PLAN_FORMAT = 1
 
-# Every capability the kernel knows, by libvirt's names (kernel order).
-ALL_CAPS = (
-    "chown", "dac_override", "dac_read_search", "fowner", "fsetid", "kill", "setgid",
-    "setuid", "setpcap", "linux_immutable", "net_bind_service", "net_broadcast",
-    "net_admin", "net_raw", "ipc_lock", "ipc_owner", "sys_module", "sys_rawio",
-    "sys_chroot", "sys_ptrace", "sys_pacct", "sys_admin", "sys_boot", "sys_nice",
-    "sys_resource", "sys_time", "sys_tty_config", "mknod", "lease", "audit_write",
-    "audit_control", "setfcap", "mac_override", "mac_admin", "syslog", "wake_alarm",
-    "block_suspend", "audit_read", "perfmon", "bpf", "checkpoint_restore",
-)  # fmt: skip
 # libvirt's default policy drops these (SYS_BOOT is kept: reboot(2) is namespaced
 # in a pid namespace, so it restarts the container, not the host).
 DEFAULT_DROPPED_CAPS = ("sys_module", "sys_time", "mknod", "audit_control", "mac_admin")
@@ -300,6 +291,11 @@ def environment(dom: m.DomainDef) -> tuple[tuple[str, str], ...]:
     return tuple(env.items())
 
 
+def cgroup_name(domain: str) -> str:
+    """The container's cgroup directory under its partition (libvirt's suffix, ours)."""
+    return f"{domain}.nsvirt-lxc"
+
+
 def shutdown_signal(init: str) -> str:
     # systemd reads SIGTERM as "re-execute"; SIGRTMIN+4 is its poweroff
     return "SIGRTMIN+4" if init.rsplit("/", 1)[-1] == "systemd" else "SIGTERM"
@@ -337,7 +333,7 @@ def build(
         device_rules=device_rules(caps),
         limits=limits(dom),
         cgroup_partition=partition,
-        cgroup_name=f"{dom.name}.nsvirt-lxc",
+        cgroup_name=cgroup_name(dom.name),
         keep_caps=caps,
         init=init,
         argv=(init, *dom.os.initargs),

@@ -1,25 +1,19 @@
 """The domain model: frozen data parsed from `<domain type='lxc'>`.
 
-No I/O and no lxml objects here; defaults are applied once, by xmlio.parse.
+No I/O and no lxml objects here; defaults are applied once, by domxml/parser.py
+(those that depend on nothing) and domxml/defaults.py (what define adds).
 Sizes are KiB, as libvirt keeps them. Foreign XML that nsvirt keeps but does
 not interpret (`<metadata>` children, `<cpu>`) is held as serialised text.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
-# Capability names in libvirt's own order (virDomainProcessCapsFeature):
-# the order they are written back in.
-CAPABILITIES = (
-    "audit_control", "audit_write", "block_suspend", "chown", "dac_override",
-    "dac_read_search", "fowner", "fsetid", "ipc_lock", "ipc_owner", "kill", "lease",
-    "linux_immutable", "mac_admin", "mac_override", "mknod", "net_admin",
-    "net_bind_service", "net_broadcast", "net_raw", "setgid", "setfcap", "setpcap",
-    "setuid", "sys_admin", "sys_boot", "sys_chroot", "sys_module", "sys_nice",
-    "sys_pacct", "sys_ptrace", "sys_rawio", "sys_resource", "sys_time",
-    "sys_tty_config", "syslog", "wake_alarm",
-)  # fmt: skip
+from nsvirt.driver.domxml.capabilities import LIBVIRT_CAPS
+
+# capability names <features><capabilities> knows, in the order libvirt writes them
+CAPABILITIES = LIBVIRT_CAPS
 
 # the <source> attribute that names each filesystem type's source (ram has none)
 FS_SOURCE_ATTR = {"mount": "dir", "bind": "dir", "file": "file", "block": "dev",
@@ -83,7 +77,7 @@ class Disk:
 @dataclass(frozen=True, slots=True)
 class Interface:
     type: str  # network | bridge | ethernet | direct
-    mac: str
+    mac: str | None  # None until define generates one (domxml/defaults.py)
     source: str | None = None  # network name, bridge name or direct's host device
     source_mode: str | None = None  # direct: vepa | bridge | private | passthrough
     portgroup: str | None = None
@@ -209,13 +203,13 @@ class Devices:
 @dataclass(frozen=True, slots=True)
 class DomainDef:
     name: str
-    uuid: str  # lower-case, dashed
+    uuid: str | None  # lower-case, dashed; None until define generates one
     memory: int  # KiB
     current_memory: int  # KiB
     os: Os
     title: str | None = None
     description: str | None = None
-    metadata: tuple[str, ...] = ()  # foreign elements, serialised, verbatim
+    metadata: tuple[tuple[str, str], ...] = ()  # (namespace, element serialised verbatim)
     pids_max: int | None = None  # nsvirt:config/nsvirt:pids/@max
     max_memory: int | None = None  # KiB
     max_memory_slots: int | None = None
@@ -243,6 +237,15 @@ class DomainDef:
     seclabels: tuple[Seclabel, ...] = ()
     shared_namespaces: tuple[SharedNamespace, ...] = ()
     id: int | None = None  # live only: the supervisor's pid
+
+    def metadata_for(self, namespace: str) -> str | None:
+        """The serialised <metadata> element of that namespace, if any."""
+        return next((xml for ns, xml in self.metadata if ns == namespace), None)
+
+    def with_metadata(self, namespace: str, xml: str | None) -> DomainDef:
+        """A copy whose <metadata> element of that namespace is `xml` (None: removed)."""
+        kept = tuple((ns, x) for ns, x in self.metadata if ns != namespace)
+        return replace(self, metadata=kept + (((namespace, xml),) if xml else ()))
 
     def shared(self, kind: str) -> SharedNamespace | None:
         """Return the lxc:namespace sharing for `kind` (net, ipc, uts), if any."""

@@ -9,7 +9,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from nsvirt.driver import xmlio
+from nsvirt.driver import domxml
 from nsvirt.driver.errors import XMLError
 
 
@@ -23,7 +23,7 @@ def main(argv: list[str] | None = None) -> int:
     status = 0
     for name in args.files:
         try:
-            xmlio.parse_file(name)
+            domxml.load_file(name)
         except XMLError as e:
             print(f"error: {e}", file=sys.stderr)
             status = 1

@@ -1,34 +1,38 @@
-"""Where a connection keeps its files, and how they are written: atomically, under locks.
+"""Where a connection keeps its files (DESIGN.md §4).
 
 <root>/etc/nsvirt/lxc/NAME.xml             persistent definition
 <root>/etc/nsvirt/lxc/autostart/NAME.xml   symlink: autostart enabled
 <root>/run/nsvirt/lxc/NAME.{xml,json,sock} live definition, runtime state, control socket
 <root>/run/nsvirt/lxc/NAME.lock            held while the domain's state changes
+<root>/run/nsvirt/lxc/NAME.root            an app container's root (the host's, bound)
 <root>/var/log/nsvirt/lxc/NAME.log         supervisor log and console history
+
+A plain class (no dataclasses): the supervisor uses it too, and stays small.
 """
 
 from __future__ import annotations
 
-import contextlib
-import fcntl
+import hashlib
 import os
-from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 
-from nsvirt.driver.fileio import fsync_dir, remove, write_atomic
 
-__all__ = ["STATE_FORMAT", "Paths", "fsync_dir", "locked", "remove", "write_atomic"]
-
-# The names of every JSON file written here carry this format version.
-STATE_FORMAT = 1
-
-
-@dataclass(frozen=True, slots=True)
 class Paths:
     """The file layout under one connection root (`/` for lxc:///system)."""
 
-    root: Path
+    __slots__ = ("root",)
+
+    def __init__(self, root: str | os.PathLike[str]) -> None:
+        self.root = Path(root)
+
+    def __repr__(self) -> str:
+        return f"Paths({str(self.root)!r})"
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Paths) and other.root == self.root
+
+    def __hash__(self) -> int:
+        return hash(self.root)
 
     @property
     def config_dir(self) -> Path:
@@ -45,6 +49,11 @@ class Paths:
     @property
     def log_dir(self) -> Path:
         return self.root / "var/log/nsvirt/lxc"
+
+    @property
+    def define_lock(self) -> Path:
+        """Held by define, create and undefine: names and uuids stay unique."""
+        return self.run_dir / ".define.lock"
 
     def config(self, name: str) -> Path:
         return self.config_dir / f"{name}.xml"
@@ -67,10 +76,24 @@ class Paths:
     def log(self, name: str) -> Path:
         return self.log_dir / f"{name}.log"
 
+    def mountpoint(self, name: str) -> Path:
+        """Where an app container (sharing the host's root) gets that root bound."""
+        return self.run_dir / f"{name}.root"
+
     def ensure(self) -> None:
         """Create the directories (private: definitions may hold secrets)."""
         for d in (self.config_dir, self.autostart_dir, self.run_dir, self.log_dir):
             d.mkdir(mode=0o700, parents=True, exist_ok=True)
+
+    def tag(self) -> str:
+        """8 hex digits naming this root on the host (cgroup partitions, link names);
+        "" for the system root. From the root directory's device and inode, not its
+        path: two roots of the same path in different mount namespaces (or one removed
+        and made again) never share a tag. The root must exist."""
+        if self.root == Path("/"):
+            return ""
+        st = os.stat(self.root)
+        return hashlib.sha256(f"{st.st_dev}:{st.st_ino}".encode()).hexdigest()[:8]
 
     def persistent_names(self) -> list[str]:
         """Names with a persistent definition, sorted."""
@@ -87,14 +110,3 @@ class Paths:
         except FileNotFoundError:
             return []
         return sorted(e[:-5] for e in entries if e.endswith(".json") and not e.startswith("."))
-
-
-@contextlib.contextmanager
-def locked(path: Path) -> Iterator[None]:
-    """Hold an exclusive flock on `path` (created if missing) for the block."""
-    fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX)
-        yield
-    finally:
-        os.close(fd)  # closing drops the lock

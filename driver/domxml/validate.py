@@ -11,8 +11,8 @@ import posixpath
 import unicodedata
 from collections.abc import Callable, Sequence
 
+from nsvirt.driver.domxml.model import DomainDef, IdMap
 from nsvirt.driver.errors import ConfigError
-from nsvirt.driver.model import DomainDef, IdMap
 
 MAX_NAME_BYTES = 64  # the name becomes the container's hostname
 

@@ -1,0 +1,1 @@
+"""The driver's small command-line tools: nsvirt-xml-validate, nsvirt-autostart."""

@@ -1,0 +1,49 @@
+"""What define adds to a parsed definition, as libvirt's define does: a uuid, MAC
+addresses for interfaces without one, and the host's architecture.
+
+Parsing is deterministic (the same bytes, the same DomainDef); this is where
+randomness and the host come in, once, and the result is what gets stored.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid as uuidlib
+from dataclasses import replace
+
+from nsvirt.driver.domxml import model as m
+from nsvirt.driver.errors import OperationFailed
+
+# Guest arches an exe container can run on each host arch (libvirt's capabilities).
+COMPAT_ARCHES = {
+    "x86_64": ("x86_64", "i686"),
+    "aarch64": ("aarch64", "armv7l"),
+    "ppc64le": ("ppc64le",),
+    "s390x": ("s390x",),
+    "riscv64": ("riscv64",),
+}
+MAC_PREFIX = "52:54:00"  # libvirt's prefix for generated guest MACs
+
+
+def random_mac() -> str:
+    return MAC_PREFIX + "".join(f":{b:02x}" for b in os.urandom(3))
+
+
+def at_define(dom: m.DomainDef, host_arch: str, uuid: str | None = None) -> m.DomainDef:
+    """Fill in the uuid (the given one, else a new one), missing MACs and the arch;
+    refuse an arch this host cannot run."""
+    allowed = COMPAT_ARCHES.get(host_arch, (host_arch,))
+    if dom.os.arch is not None and dom.os.arch not in allowed:
+        raise OperationFailed(
+            f"no container support for arch={dom.os.arch} on a "
+            f"{host_arch} host (supported: {', '.join(allowed)})"
+        )
+    interfaces = tuple(
+        i if i.mac is not None else replace(i, mac=random_mac()) for i in dom.devices.interfaces
+    )
+    return replace(
+        dom,
+        uuid=dom.uuid or uuid or str(uuidlib.uuid4()),
+        os=dom.os if dom.os.arch is not None else replace(dom.os, arch=host_arch),
+        devices=replace(dom.devices, interfaces=interfaces),
+    )

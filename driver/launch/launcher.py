@@ -1,0 +1,171 @@
+"""Start a supervisor for a launch plan and wait for its word: running, or why not.
+
+Never sleeps-and-polls: the supervisor answers on a socketpair, and one that dies
+answers with EOF. Each attempt (a fork from a running supervisor of the same
+code, else a fresh interpreter) has its own socketpair; the new supervisor says
+`hello` with its pid and waits for `go` before it creates anything, so an
+attempt given up on (a donor that did not answer in time) starts nothing, ever.
+A failed start leaves nothing behind, and touches nothing it did not make.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import socket
+import subprocess
+import sys
+import time
+from typing import Any
+
+from nsvirt.driver.errors import InternalError
+from nsvirt.driver.launch.plan import LaunchPlan
+from nsvirt.driver.runtime import procstat
+from nsvirt.driver.runtime.cgroups import backend_for
+from nsvirt.driver.state import files, runstate
+from nsvirt.driver.state.layout import Paths
+from nsvirt.driver.supervisor import protocol
+from nsvirt.driver.supervisor.config import SupervisorConfig
+
+BOOT = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
+                    "supervisor", "boot.py")  # fmt: skip
+# bounds on waiting, not delays
+FRESH_HELLO_TIMEOUT = 30.0  # a new interpreter's start (slow machines, cold caches)
+DONOR_TIMEOUT = 2.0  # a running supervisor's reply to spawn, and its fork's hello
+
+
+class StartFailed(Exception):
+    """The supervisor reported why the container could not start."""
+
+
+class _Attempt:
+    """One try at starting a supervisor: our end of its handshake, and its hello."""
+
+    def __init__(self, sock: socket.socket, hello: dict[str, Any]) -> None:
+        self.sock = sock
+        self.pid = int(hello["pid"])
+        self.start = int(hello["start"])
+
+
+def start_timeout(config: SupervisorConfig) -> float:
+    """How long a started supervisor may take to say `running`: each of its own
+    handshake reads is bounded by handshake_timeout, and there are three."""
+    return float(os.environ.get("NSVIRT_START_TIMEOUT") or 3 * config.handshake_timeout + 5)
+
+
+def launch(paths: Paths, plan: LaunchPlan, *, persistent: bool) -> dict[str, Any]:
+    """Start the supervisor; return its handshake ({"pid", "init_pid", "consoles"})."""
+    paths.ensure()
+    name = plan.name
+    cgroup = backend_for(plan.facts, plan.cgroup_partition, plan.cgroup_name)
+    if cgroup.has_processes():  # another container of this name: leave it alone
+        raise StartFailed(f"cgroup {cgroup.describe()} already has processes: another "
+                          "container of this name runs under this partition")  # fmt: skip
+    config = SupervisorConfig.for_launch(plan.to_json(), str(paths.root), persistent=persistent)
+    files.remove(paths.state(name), durable=False)  # the last run's reason is history now
+    log_fd = os.open(paths.log(name), os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o600)
+    try:
+        attempt = _from_running(paths, config, log_fd) or _fresh(config, log_fd, name)
+    finally:
+        os.close(log_fd)
+    try:
+        attempt.sock.sendall(b"go\n")
+        line = protocol.read_line(attempt.sock, start_timeout(config))
+        line = line.decode(errors="replace").strip()
+    except (OSError, TimeoutError, protocol.ProtocolError):
+        line = ""
+    finally:
+        attempt.sock.close()
+    if line.startswith("running "):
+        return json.loads(line.removeprefix("running "))
+    if line.startswith("error: "):  # it cleaned up after itself
+        raise StartFailed(line.removeprefix("error: "))
+    _clean_after(paths, plan, attempt, persistent)
+    raise InternalError(f"the supervisor of '{name}' died or stopped answering during start "
+                        f"(see {paths.log(name)})")  # fmt: skip
+
+
+def _read_hello(sock: socket.socket, timeout: float) -> dict[str, Any] | None:
+    """The new supervisor's hello; None if it did not come in time."""
+    try:
+        line = protocol.read_line(sock, timeout).decode(errors="replace").strip()
+    except (OSError, TimeoutError, protocol.ProtocolError):
+        return None
+    if line.startswith("error: "):
+        raise StartFailed(line.removeprefix("error: "))
+    if not line.startswith("hello "):
+        return None
+    hello = json.loads(line.removeprefix("hello "))
+    return hello if isinstance(hello, dict) else None
+
+
+def _from_running(paths: Paths, config: SupervisorConfig, log_fd: int) -> _Attempt | None:
+    """Ask a running supervisor of the same code to fork the new one (fast, and its
+    memory is shared); None when none answers in time, so a fresh interpreter starts it."""
+    from nsvirt.driver.supervisor.signature import code_signature
+
+    if os.environ.get("NSVIRT_NO_FORK_SERVER"):
+        return None
+    code = code_signature()
+    for other in paths.running_names():
+        try:
+            state = runstate.read(paths, other)
+        except runstate.RunStateError:
+            continue
+        if state is None or not state.live or state.code != code:
+            continue
+        if state.protocol != protocol.VERSION or not runstate.supervisor_alive(state):
+            continue
+        stat = procstat.read(state.supervisor_pid)
+        if stat is None or stat.state in ("T", "t"):  # stopped: it would not answer
+            continue
+        ours, theirs = socket.socketpair()
+        try:
+            with protocol.connect(paths.socket(other), timeout=DONOR_TIMEOUT) as sock:
+                request = {"op": "spawn", "config": config.to_dict(),
+                           "deadline": time.monotonic() + DONOR_TIMEOUT / 2}  # fmt: skip
+                socket.send_fds(sock, [protocol.encode(request)], [theirs.fileno(), log_fd])
+                reply = protocol.decode(protocol.read_line(sock, DONOR_TIMEOUT) or b"{}")
+        except (OSError, protocol.ProtocolError, TimeoutError):
+            reply = {}
+        finally:
+            theirs.close()
+        hello = _read_hello(ours, DONOR_TIMEOUT) if reply.get("ok") else None
+        if hello is not None:
+            return _Attempt(ours, hello)
+        ours.close()  # given up: a late fork of this attempt finds no one to say go
+    return None
+
+
+def _fresh(config: SupervisorConfig, log_fd: int, name: str) -> _Attempt:
+    """Start the supervisor in a new interpreter (isolated, without site: boot.py)."""
+    ours, theirs = socket.socketpair()
+    try:
+        starter = subprocess.Popen(
+            [sys.executable, "-I", "-S", BOOT, "--detach", "--handshake-fd", str(theirs.fileno())],
+            stdin=subprocess.PIPE, stdout=log_fd, stderr=log_fd, pass_fds=(theirs.fileno(),),
+            start_new_session=True, cwd="/",
+        )  # fmt: skip
+    finally:
+        theirs.close()
+    assert starter.stdin is not None
+    with contextlib.suppress(BrokenPipeError):
+        starter.stdin.write(config.to_json())
+        starter.stdin.close()
+    starter.wait()  # exits as soon as it has forked the real supervisor
+    hello = _read_hello(ours, FRESH_HELLO_TIMEOUT)
+    if hello is None:
+        ours.close()
+        raise InternalError(f"the supervisor of '{name}' did not start")
+    return _Attempt(ours, hello)
+
+
+def _clean_after(paths: Paths, plan: LaunchPlan, attempt: _Attempt, persistent: bool) -> None:
+    """A supervisor died, or stopped answering, during start: make sure it is gone,
+    then remove what it left. Its cgroup is this start's (launch checked that no
+    other container ran there, and the domain's lock keeps others out)."""
+    procstat.kill_and_wait(attempt.pid, attempt.start)
+    cgroup = backend_for(plan.facts, plan.cgroup_partition, plan.cgroup_name)
+    runstate.teardown(paths, plan.name, cgroup, final_reason=None, persistent=persistent)
+    files.remove(paths.state(plan.name), durable=False)

@@ -1,0 +1,205 @@
+"""A domain's runtime state file (`<run>/NAME.json`): its one schema, reader, writer
+and the one teardown of what a running domain holds.
+
+The supervisor writes the file; clients read it (it is small: `list` never parses
+XML) and check that the supervisor it names is still that same live process. If
+it is not — killed, crashed, machine half-way through a reboot — the next client
+to look cleans up after it with `teardown`, as the supervisor itself does when
+its container stops: no cgroup, run file or process is left, and the domain reads
+as shut off (crashed). Light (no dataclasses): the supervisor imports it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+from typing import Any
+
+from nsvirt.driver.errors import InternalError
+from nsvirt.driver.runtime import procstat
+from nsvirt.driver.state import files
+from nsvirt.driver.state.layout import Paths
+from nsvirt.driver.state.states import REASONS, DomainState
+
+STATE_FORMAT = 1  # of NAME.json; a reader refuses any other
+
+RUNNING, PAUSED, SHUTOFF = "running", "paused", "shutoff"
+_STATES = {RUNNING: DomainState.RUNNING, PAUSED: DomainState.PAUSED,
+           SHUTOFF: DomainState.SHUTOFF}  # fmt: skip
+
+# field → (type, default); a live state must have every field, a shut-off one the first four
+_FIELDS: dict[str, tuple[type | tuple[type, ...], Any]] = {
+    "format": (int, STATE_FORMAT),
+    "name": (str, ""),
+    "state": (str, SHUTOFF),
+    "reason": (str, "unknown"),
+    "uuid": (str, ""),
+    "supervisor_pid": (int, 0),
+    "supervisor_start": (int, 0),  # its start time in clock ticks: pid reuse is not it
+    "init_pid": (int, 0),
+    "consoles": (list, []),  # host ptys, by console port
+    "cgroup": (dict, {}),  # controller → the container's cgroup directory
+    "cgroup_partition": (str, ""),
+    "cgroup_name": (str, ""),
+    "facts": (dict, {}),  # HostFacts.to_dict() of the start: which cgroup backend
+    "persistent": (bool, True),
+    "started_at": ((int, float), 0.0),
+    "protocol": (int, 0),  # of the control socket
+    "code": (str, ""),  # supervisor/signature.py: who may fork a new supervisor
+}
+_SHUTOFF_FIELDS = ("format", "name", "state", "reason")
+
+
+class RunStateError(InternalError):
+    """A state file that cannot be read: corrupt, truncated, or of an unknown format."""
+
+    def __init__(self, path: str | os.PathLike[str], why: str) -> None:
+        super().__init__(f"runtime state {os.fspath(path)}: {why}")
+
+
+class RunState:
+    """The content of NAME.json, typed. Build with keyword arguments of _FIELDS."""
+
+    __slots__ = tuple(_FIELDS)
+
+    def __init__(self, **values: Any) -> None:
+        unknown = set(values) - set(_FIELDS)
+        if unknown:
+            raise TypeError(f"unknown run-state fields: {sorted(unknown)}")
+        for name, (_, default) in _FIELDS.items():
+            value = values.get(name, default)
+            setattr(self, name, value.copy() if isinstance(value, list | dict) else value)
+
+    def __repr__(self) -> str:
+        return f"RunState({self.name!r}, {self.state!r}, {self.reason!r})"
+
+    @property
+    def live(self) -> bool:
+        return self.state in (RUNNING, PAUSED)
+
+    def to_dict(self) -> dict[str, Any]:
+        keys = tuple(_FIELDS) if self.live else _SHUTOFF_FIELDS
+        return {k: getattr(self, k) for k in keys}
+
+    def to_json(self) -> bytes:
+        return json.dumps(self.to_dict(), indent=1).encode()
+
+    @classmethod
+    def from_json(cls, data: bytes, source: str | os.PathLike[str]) -> RunState:
+        """Parse and check a state file's bytes; raise RunStateError on anything off."""
+        try:
+            raw = json.loads(data)
+        except (ValueError, UnicodeDecodeError):
+            raise RunStateError(source, "not valid JSON (truncated or corrupt)") from None
+        return cls.from_dict(raw, source)
+
+    @classmethod
+    def from_dict(cls, raw: object, source: str | os.PathLike[str]) -> RunState:
+        """Check a decoded state (a file's, or a supervisor's reply)."""
+        if not isinstance(raw, dict):
+            raise RunStateError(source, "not a JSON object")
+        if raw.get("format") != STATE_FORMAT:
+            raise RunStateError(source, f"format {raw.get('format')!r} is not {STATE_FORMAT}: "
+                                        "written by another version of nsvirt")  # fmt: skip
+        if raw.get("state") not in _STATES:
+            raise RunStateError(source, f"unknown state {raw.get('state')!r}")
+        required = _FIELDS if raw["state"] != SHUTOFF else _SHUTOFF_FIELDS
+        for name in required:
+            kind = _FIELDS[name][0]
+            if name not in raw:
+                raise RunStateError(source, f"field '{name}' is missing")
+            value = raw[name]
+            if not isinstance(value, kind) or (kind is int and isinstance(value, bool)):
+                raise RunStateError(source, f"field '{name}' has the wrong type")
+        return cls(**{k: v for k, v in raw.items() if k in _FIELDS})
+
+
+def shutoff(name: str, reason: str) -> RunState:
+    return RunState(name=name, state=SHUTOFF, reason=reason)
+
+
+def read(paths: Paths, name: str) -> RunState | None:
+    """The domain's runtime state; None if there is none. Raises RunStateError."""
+    path = paths.state(name)
+    try:
+        with open(path, "rb") as f:
+            data = f.read(1 << 20)
+    except FileNotFoundError:
+        return None
+    except OSError as e:
+        raise RunStateError(path, e.strerror or str(e)) from None
+    return RunState.from_json(data, path)
+
+
+def write(paths: Paths, state: RunState) -> None:
+    """Replace the state file at once (no fsync: /run is emptied by a reboot anyway)."""
+    files.write_atomic(paths.state(state.name), state.to_json(), durable=False)
+
+
+def is_live(state: RunState | None) -> bool:
+    return state is not None and state.live
+
+
+def supervisor_alive(state: RunState) -> bool:
+    """Is the supervisor the state names still that same process (not a reused pid)?"""
+    if state.supervisor_pid <= 0:
+        return False
+    stat = procstat.read(state.supervisor_pid)
+    return stat is not None and stat.state != "Z" and stat.start_time == state.supervisor_start
+
+
+def state_of(state: RunState | None) -> tuple[DomainState, int]:
+    """(state, reason number) as libvirt numbers them."""
+    if state is None:
+        return DomainState.SHUTOFF, 0
+    st = _STATES[state.state]
+    words = REASONS.get(st, ("unknown",))
+    return st, words.index(state.reason) if state.reason in words else 0
+
+
+def teardown(paths: Paths, name: str, cgroup: Any | None, *, final_reason: str | None,
+             persistent: bool, run_files: bool = True) -> None:  # fmt: skip
+    """Remove every trace of a domain's run: kill and remove its cgroup (`cgroup`: a
+    backend, or None when it holds none), the control socket, the live XML and the
+    mount point (unless run_files is False: a start that failed before it made them
+    leaves another run's alone); then record how it ended (final_reason, for a
+    persistent domain) or drop the state file. Idempotent; used by the supervisor
+    and by clients."""
+    from nsvirt.driver.runtime.cgroups import CgroupError
+
+    if cgroup is not None:
+        with contextlib.suppress(CgroupError, OSError):
+            cgroup.kill_all()
+        with contextlib.suppress(CgroupError, OSError):
+            cgroup.destroy()
+    if run_files:
+        for path in (paths.socket(name), paths.live_xml(name)):
+            files.remove(path, durable=False)
+        with contextlib.suppress(OSError):
+            os.rmdir(paths.mountpoint(name))
+    if final_reason is None:
+        return
+    if persistent and paths.config(name).exists():
+        try:
+            write(paths, shutoff(name, final_reason))
+            return
+        except OSError:
+            pass  # a full disk: no record of why, but never a stale "running" one
+    files.remove(paths.state(name), durable=False)
+
+
+def backend_of(state: RunState) -> Any:
+    """The cgroup backend of a running domain, rebuilt from its state."""
+    from nsvirt.driver.runtime.cgroups import backend_for
+
+    return backend_for(state.facts, state.cgroup_partition, state.cgroup_name)
+
+
+def clean_after_dead_supervisor(paths: Paths, state: RunState) -> None:
+    """Kill and remove what a dead supervisor left; mark the domain crashed."""
+    try:
+        cgroup = backend_of(state)
+    except (KeyError, ValueError, OSError):
+        cgroup = None
+    teardown(paths, state.name, cgroup, final_reason="crashed", persistent=state.persistent)

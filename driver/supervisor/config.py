@@ -1,0 +1,62 @@
+"""What the launcher hands a new supervisor, as JSON on stdin (or in a spawn request):
+the one definition of that contract, used on both sides.
+
+A supervisor may be forked from a running one of the same code, so the config
+carries everything the client's environment would otherwise have told it.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from typing import Any
+
+from nsvirt.driver.state.layout import Paths
+from nsvirt.driver.supervisor import planview
+
+CONFIG_FORMAT = 1
+HANDSHAKE_TIMEOUT = 30.0  # a bound on each read of the start handshake, not a delay
+
+
+class SupervisorConfig:
+    """The launch plan (as plain views), the connection root and the start's settings."""
+
+    __slots__ = ("fault", "handshake_timeout", "paths", "persistent", "plan", "plan_json")
+
+    def __init__(self, plan_json: str, root: str, *, persistent: bool, fault: str = "",
+                 handshake_timeout: float = HANDSHAKE_TIMEOUT) -> None:  # fmt: skip
+        self.plan_json = plan_json
+        self.plan: Any = planview.load(plan_json)
+        self.paths = Paths(root)
+        self.persistent = persistent
+        self.fault = fault  # test hook: supervisor/faults.py
+        self.handshake_timeout = handshake_timeout
+
+    @classmethod
+    def for_launch(cls, plan_json: str, root: str, *, persistent: bool) -> SupervisorConfig:
+        """The config of a start from this client, with the test hooks of its environment
+        ($NSVIRT_FAULT, $NSVIRT_HANDSHAKE_TIMEOUT)."""
+        timeout = float(os.environ.get("NSVIRT_HANDSHAKE_TIMEOUT") or HANDSHAKE_TIMEOUT)
+        return cls(plan_json, root, persistent=persistent,
+                   fault=os.environ.get("NSVIRT_FAULT", ""), handshake_timeout=timeout)  # fmt: skip
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"format": CONFIG_FORMAT, "plan": self.plan_json, "root": str(self.paths.root),
+                "persistent": self.persistent, "fault": self.fault,
+                "handshake_timeout": self.handshake_timeout}  # fmt: skip
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> SupervisorConfig:
+        if d.get("format") != CONFIG_FORMAT:
+            raise ValueError(f"supervisor config format {d.get('format')!r} is not "
+                             f"{CONFIG_FORMAT}")  # fmt: skip
+        return cls(d["plan"], d["root"], persistent=bool(d["persistent"]),
+                   fault=d.get("fault") or "",
+                   handshake_timeout=float(d["handshake_timeout"]))  # fmt: skip
+
+    def to_json(self) -> bytes:
+        return json.dumps(self.to_dict()).encode()
+
+    @classmethod
+    def from_json(cls, data: bytes) -> SupervisorConfig:
+        return cls.from_dict(json.loads(data))

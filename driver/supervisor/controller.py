@@ -1,0 +1,315 @@
+"""The supervisor's core: bring the container up, keep its state, apply the domain's
+policy when init stops, and tear everything down (DESIGN.md §5).
+
+Requests (supervisor/requests.py) call the lifecycle methods; the event loop
+(supervisor/loop.py) delivers signals, the deadline and the fds' readiness.
+"""
+
+from __future__ import annotations
+
+import enum
+import gc
+import json
+import os
+import signal
+import socket
+import time
+from typing import TYPE_CHECKING, Any
+
+from nsvirt.driver.runtime import idmap, initctl, procstat
+from nsvirt.driver.runtime.cgroups import CgroupError, backend_for
+from nsvirt.driver.state import runstate
+from nsvirt.driver.state.runstate import PAUSED, RUNNING, RunState
+from nsvirt.driver.supervisor import child, protocol, startup
+from nsvirt.driver.supervisor.console import Console, DomainLog, log
+from nsvirt.driver.supervisor.faults import Faults
+from nsvirt.driver.supervisor.loop import EventLoop
+from nsvirt.driver.supervisor.requests import ControlServer, RequestError
+from nsvirt.driver.supervisor.signature import code_signature
+
+if TYPE_CHECKING:
+    from nsvirt.driver.supervisor.config import SupervisorConfig
+    from nsvirt.driver.supervisor.requests import Client
+
+RESTART_ACTIONS = ("restart", "rename-restart", "coredump-restart")
+
+
+class Intent(enum.Enum):
+    """What the next stop of init means (what was asked of it)."""
+
+    NONE = "none"  # nothing: init's exit says what happened (poweroff, crash)
+    DESTROY = "destroy"
+    SHUTDOWN = "shutdown"
+    REBOOT = "reboot"
+
+
+class Controller:
+    def __init__(self, config: SupervisorConfig, handshake: socket.socket) -> None:
+        self.plan = config.plan
+        self.paths = config.paths
+        self.name: str = self.plan.name
+        self.persistent = config.persistent
+        self.faults = Faults(config.fault)
+        self.handshake_timeout = config.handshake_timeout
+        self.handshake: socket.socket | None = handshake
+        self.loop = EventLoop()
+        self.domain_log = DomainLog(str(self.paths.log(self.name)))
+        self.cgroup = backend_for(self.plan.facts, self.plan.cgroup_partition,
+                                  self.plan.cgroup_name)  # fmt: skip
+        self.consoles: list[Console] = []
+        self.server: ControlServer | None = None
+        self.init_pid = 0
+        self.state, self.reason = RUNNING, "booted"
+        self.intent = Intent.NONE
+        self.waiters: list[Client] = []  # replied to when init has stopped or restarted
+        self.started_at = time.time()
+
+    # ------------------------------------------------------------ start
+
+    def run(self) -> int:
+        """Start the container, answer the launcher, then serve until it stops."""
+        try:
+            self._boot()
+        except Exception as e:
+            log(f"start failed: {e}")
+            self._teardown(final_reason=None)
+            self._answer(f"error: {e}")
+            return 1
+        log(f"started {self.name}: init pid {self.init_pid}")
+        self.faults.point("running")
+        ttys = [c.tty for c in self.consoles]
+        self._answer("running " + json.dumps({"pid": os.getpid(), "init_pid": self.init_pid,
+                                              "consoles": ttys}))  # fmt: skip
+        self._serve()
+        return 0
+
+    def _boot(self) -> None:
+        self.cgroup.create(self.plan.limits, self.plan.device_rules)
+        self.faults.point("cgroup")
+        owner = None
+        if self.plan.uid_map:  # the container's root must be able to open its console
+            owner = (idmap.host_id(self.plan.uid_map), idmap.host_id(self.plan.gid_map))
+        self.consoles = [Console.open(self.loop, self.domain_log, owner)
+                         for _ in range(self.plan.consoles)]  # fmt: skip
+        if self.plan.root == "/":
+            os.makedirs(self.paths.mountpoint(self.name), mode=0o700, exist_ok=True)
+        self._start_init()
+        self.server = ControlServer(self.loop, self, protocol.bind(self.paths.socket(self.name)))
+        self.write_state()
+
+    def _start_init(self) -> None:
+        mountpoint = str(self.paths.mountpoint(self.name))
+        ttys = [c.tty for c in self.consoles]
+        context = child.InitContext(mountpoint, ttys, self.cgroup.describe())
+        self.init_pid = startup.start_init(self.plan, self.cgroup, context, self.faults,
+                                           self.handshake_timeout)  # fmt: skip
+
+    def _answer(self, text: str) -> None:
+        if self.handshake is not None:
+            try:
+                self.handshake.sendall(text.encode() + b"\n")
+            except OSError:
+                pass  # the client went away; the run files tell the story
+            self.handshake.close()
+            self.handshake = None
+
+    def _serve(self) -> None:
+        self.loop.on_signals((signal.SIGCHLD, signal.SIGTERM), self._signals)
+        signal.signal(signal.SIGHUP, signal.SIG_IGN)
+        self.loop.on_deadline = self._deadline_passed
+        self._reap()  # init may have died before the handler was in place
+        # what exists now stays put: supervisors forked from this one share it (COW)
+        gc.freeze()
+        self.loop.run()
+
+    # ------------------------------------------------------------ state
+
+    def run_state(self) -> RunState:
+        return RunState(
+            name=self.name, uuid=self.plan.uuid, state=self.state, reason=self.reason,
+            supervisor_pid=os.getpid(), supervisor_start=procstat.start_time(os.getpid()),
+            init_pid=self.init_pid, consoles=[c.tty for c in self.consoles],
+            cgroup=self.cgroup.describe(), cgroup_partition=self.plan.cgroup_partition,
+            cgroup_name=self.plan.cgroup_name, facts=self.plan.facts,
+            persistent=self.persistent, started_at=self.started_at,
+            protocol=protocol.VERSION, code=code_signature(),
+        )  # fmt: skip
+
+    def write_state(self) -> None:
+        runstate.write(self.paths, self.run_state())
+
+    # ------------------------------------------------------------ lifecycle (requests)
+
+    def destroy(self) -> None:
+        """Kill every process of the container at once; _init_exited finishes."""
+        self.intent = Intent.DESTROY
+        self.cgroup.kill_all()
+
+    def ask_init_to_stop(self, op: str, mode: str, timeout: float | None) -> None:
+        """shutdown/reboot: ask init politely; with a timeout, kill it when that passes."""
+        if self.state == PAUSED:
+            self.cgroup.thaw()  # a frozen init cannot react
+        if mode == "initctl":
+            try:
+                initctl.set_runlevel(self.init_pid, "0" if op == "shutdown" else "6")
+            except initctl.NoInitctl as e:
+                raise RequestError(str(e)) from None
+            except OSError as e:  # ENXIO: nobody reads the pipe
+                raise RequestError(f"cannot write to the container's initctl pipe: "
+                                   f"{e.strerror}") from None  # fmt: skip
+        else:
+            os.kill(self.init_pid, _signal_number(self.plan.shutdown_signal))
+        self.intent = Intent.SHUTDOWN if op == "shutdown" else Intent.REBOOT
+        if timeout is not None and timeout >= 0:
+            self.loop.deadline = time.monotonic() + timeout
+
+    def suspend(self) -> None:
+        self.cgroup.freeze()
+        self._record(PAUSED, "user", undo=self.cgroup.thaw)
+
+    def resume(self) -> None:
+        self.cgroup.thaw()
+        self._record(RUNNING, "unpaused", undo=self.cgroup.freeze)
+
+    def _record(self, state: str, reason: str, undo: Any) -> None:
+        """Write the new state; if it cannot be written (a full disk), undo the change:
+        what the state file says stays true."""
+        before = self.state, self.reason
+        self.state, self.reason = state, reason
+        try:
+            self.write_state()
+        except OSError as e:
+            self.state, self.reason = before
+            undo()
+            raise RequestError(f"cannot record the new state: {e.strerror}") from None
+
+    def wait_for_stop(self, client: Client) -> None:
+        self.waiters.append(client)
+
+    def autodestroy_client_gone(self) -> None:
+        if self.intent is not Intent.DESTROY:
+            log("the autodestroy client went away: destroying the container")
+            self.destroy()
+
+    def _signals(self, seen: set[int]) -> None:
+        if signal.SIGTERM in seen and self.intent is not Intent.DESTROY:
+            log("SIGTERM: destroying the container")
+            self.destroy()
+        self._reap()
+
+    def _deadline_passed(self) -> None:
+        """A shutdown or reboot was not honoured in time: kill the whole container."""
+        log(f"{self.intent.value} timed out: killing the container")
+        if self.intent is Intent.SHUTDOWN:
+            self.intent = Intent.DESTROY
+        self.cgroup.kill_all()
+
+    # ------------------------------------------------------------ init's end
+
+    def _reap(self) -> None:
+        while True:
+            try:
+                pid, status = os.waitpid(-1, os.WNOHANG)
+            except ChildProcessError:
+                return
+            if pid == 0:
+                return
+            if pid == self.init_pid:
+                self._init_exited(status)
+
+    def _init_exited(self, status: int) -> None:
+        oom = self._oom_killed()
+        if os.WIFSIGNALED(status):
+            how = f"killed by signal {os.WTERMSIG(status)}"
+        else:
+            how = f"exited with status {os.WEXITSTATUS(status)}"
+        log(f"init {self.init_pid} {how}{' (OOM kill)' if oom else ''}")
+        self.init_pid = 0
+        action, reason = self._policy(status, oom)
+        if action in RESTART_ACTIONS:
+            self.restart()
+        else:
+            self.finish(reason)
+
+    def _policy(self, status: int, oom: bool) -> tuple[str, str]:
+        """(the domain's action, the stop's reason) for how init stopped and why."""
+        plan = self.plan
+        if self.intent is Intent.DESTROY:
+            return "destroy", "destroyed"
+        if self.intent is Intent.REBOOT:
+            return "restart", "shutdown"
+        if oom:
+            return plan.on_crash, "crashed"
+        if not os.WIFSIGNALED(status):
+            return plan.on_poweroff, "shutdown"
+        sig = os.WTERMSIG(status)
+        if sig == signal.SIGHUP:  # reboot(2) inside the container
+            return plan.on_reboot, "shutdown"
+        if sig == signal.SIGINT or self.intent is Intent.SHUTDOWN:  # halt, poweroff
+            return plan.on_poweroff, "shutdown"
+        return plan.on_crash, "crashed"
+
+    def _oom_killed(self) -> bool:
+        try:
+            return self.cgroup.oom_kills() > 0
+        except (OSError, ValueError):
+            return False
+
+    def restart(self) -> None:
+        """Start the container again in the same supervisor, cgroup and consoles."""
+        log("restarting the container")
+        self.intent = Intent.NONE
+        self.loop.deadline = None
+        self.cgroup.kill_all()
+        try:
+            self._start_init()
+        except Exception as e:
+            log(f"restart failed: {e}")
+            return self.finish("failed")
+        self.state, self.reason = RUNNING, "booted"
+        try:
+            self.write_state()
+        except OSError as e:
+            log(f"cannot record the restart: {e.strerror}")
+        self._reply_waiters({"ok": True, "init_pid": self.init_pid})
+
+    def finish(self, reason: str) -> None:
+        """The container has stopped for good: tear down, answer, end the loop."""
+        log(f"stopping: {reason}")
+        self._teardown(final_reason=reason)
+        self._reply_waiters({"ok": True})
+        self.loop.stop()
+
+    def _reply_waiters(self, reply: dict[str, Any]) -> None:
+        waiters, self.waiters = self.waiters, []
+        for client in waiters:
+            client.reply(reply)
+
+    def _teardown(self, final_reason: str | None) -> None:
+        """Everything this supervisor holds: init, consoles, the socket; then the run's
+        files and cgroup (runstate.teardown). Only a cgroup this start made is touched."""
+        cgroup = self.cgroup if self.cgroup.owned else None
+        if cgroup is not None:
+            try:
+                cgroup.kill_all()
+            except (CgroupError, OSError) as e:
+                log(f"kill: {e}")
+        if self.init_pid:
+            startup.reap(self.init_pid)
+            self.init_pid = 0
+        for console in self.consoles:
+            console.close()
+        self.consoles = []
+        bound = self.server is not None  # the run files are ours only once we serve
+        if self.server is not None:
+            self.server.close()
+            self.server = None
+        runstate.teardown(self.paths, self.name, cgroup, final_reason=final_reason,
+                          persistent=self.persistent, run_files=bound)  # fmt: skip
+
+
+def _signal_number(name: str) -> int:
+    """SIGTERM, or SIGRTMIN+N (systemd's poweroff is SIGRTMIN+4)."""
+    if name.startswith("SIGRTMIN"):
+        return signal.SIGRTMIN + int(name.partition("+")[2] or 0)
+    return int(getattr(signal, name))

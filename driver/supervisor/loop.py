@@ -1,0 +1,98 @@
+"""The supervisor's event loop: select(2) over non-blocking fds with a read and a
+write callback each, signals through the wakeup pipe, and one deadline.
+
+Nothing here blocks but the select itself: every fd a container or a client
+controls is non-blocking, so neither can stall the supervisor.
+"""
+
+from __future__ import annotations
+
+import os
+import selectors
+import signal
+import time
+from collections.abc import Callable, Iterable
+
+Callback = Callable[[], None]
+
+
+class EventLoop:
+    def __init__(self) -> None:
+        self._sel = selectors.DefaultSelector()
+        self._callbacks: dict[int, list[Callback | None]] = {}  # fd → [on_read, on_write]
+        self.deadline: float | None = None  # time.monotonic() at which on_deadline runs
+        self.on_deadline: Callback | None = None
+        self.running = False
+
+    def _update(self, fd: int) -> None:
+        on_read, on_write = self._callbacks[fd]
+        events = (selectors.EVENT_READ if on_read else 0) | (
+            selectors.EVENT_WRITE if on_write else 0
+        )
+        registered = fd in self._sel.get_map()
+        if events and registered:
+            self._sel.modify(fd, events)
+        elif events:
+            self._sel.register(fd, events)
+        elif registered:
+            self._sel.unregister(fd)
+
+    def on_read(self, fd: int, callback: Callback | None) -> None:
+        """Call `callback` whenever `fd` is readable (None: stop)."""
+        self._callbacks.setdefault(fd, [None, None])[0] = callback
+        self._update(fd)
+
+    def on_write(self, fd: int, callback: Callback | None) -> None:
+        """Call `callback` whenever `fd` is writable (None: stop)."""
+        self._callbacks.setdefault(fd, [None, None])[1] = callback
+        self._update(fd)
+
+    def forget(self, fd: int) -> None:
+        """Stop watching `fd` (before it is closed)."""
+        if fd in self._callbacks:
+            self._callbacks[fd] = [None, None]
+            self._update(fd)
+            del self._callbacks[fd]
+
+    def on_signals(self, signums: Iterable[int], callback: Callable[[set[int]], None]) -> None:
+        """Deliver these signals to `callback` from the loop, never from a handler."""
+        rfd, wfd = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
+        signal.set_wakeup_fd(wfd)
+        for sig in signums:
+            signal.signal(sig, lambda *_: None)
+
+        def drain() -> None:
+            seen: set[int] = set()
+            try:
+                while chunk := os.read(rfd, 512):
+                    seen.update(chunk)
+            except BlockingIOError:
+                pass
+            callback(seen)
+
+        self.on_read(rfd, drain)
+
+    def stop(self) -> None:
+        self.running = False
+
+    def run(self) -> None:
+        """Dispatch until stop() is called."""
+        self.running = True
+        while self.running:
+            timeout = None
+            if self.deadline is not None:
+                timeout = max(0.0, self.deadline - time.monotonic())
+            events = self._sel.select(timeout)
+            if self.deadline is not None and time.monotonic() >= self.deadline:
+                self.deadline = None
+                if self.on_deadline is not None:
+                    self.on_deadline()
+            for key, mask in events:
+                callbacks = self._callbacks.get(key.fd)  # an earlier callback may drop it
+                if callbacks and mask & selectors.EVENT_READ and callbacks[0]:
+                    callbacks[0]()
+                callbacks = self._callbacks.get(key.fd)
+                if callbacks and mask & selectors.EVENT_WRITE and callbacks[1]:
+                    callbacks[1]()
+                if not self.running:
+                    return

@@ -1,0 +1,89 @@
+"""Start the container's processes: fork the intermediate child and walk it through
+the handshake (DESIGN.md §5, step 3) until init has exec'd the domain's init.
+
+    supervisor                      intermediate / init
+    fork ────────────────────────▶  join cgroup, setns, unshare(CLONE_NEWUSER)
+         ◀──────────── "userns"
+    write uid_map, gid_map
+         "mapped" ────────────────▶ unshare the rest, fork init (pid 1)
+         ◀──────────── "init PID"   (the intermediate exits)
+         "continue" ──────────────▶ init: mounts, pivot_root, caps, execve
+         ◀──────────── EOF          (execve closed init's end: running)
+                     or "error: …"
+
+Every read is bounded; a child that dies answers with EOF.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+from typing import Any
+
+from nsvirt.driver.runtime import idmap
+from nsvirt.driver.runtime import syscalls as sc
+from nsvirt.driver.supervisor import child, protocol
+from nsvirt.driver.supervisor.child import StartError
+from nsvirt.driver.supervisor.faults import Faults
+
+
+def start_init(plan: Any, cgroup: Any, context: child.InitContext, faults: Faults,
+               timeout: float) -> int:  # fmt: skip
+    """Fork and set up the container; return init's pid once it runs the domain's init."""
+    sc.prctl(sc.PR_SET_CHILD_SUBREAPER, 1, what="becoming a subreaper")
+    ours, theirs = socket.socketpair()  # both CLOEXEC: init's exec closes its end
+    pid = os.fork()
+    if pid == 0:
+        ours.close()
+        child.intermediate(plan, theirs, cgroup, context)
+    theirs.close()
+    try:
+        return _handshake(plan, ours, pid, faults, timeout)
+    finally:
+        ours.close()
+
+
+def _read(sock: socket.socket, timeout: float) -> str:
+    try:
+        return protocol.read_line(sock, timeout).decode(errors="replace").strip()
+    except TimeoutError:
+        raise StartError(f"the container did not answer within {timeout:g} s") from None
+
+
+def _handshake(plan: Any, sock: socket.socket, intermediate: int, faults: Faults,
+               timeout: float) -> int:  # fmt: skip
+    faults.point("forked")
+    line = _read(sock, timeout)
+    if line == "userns":
+        try:
+            idmap.write_id_maps(intermediate, plan.uid_map, plan.gid_map)
+        except OSError as e:
+            raise StartError(str(e)) from None
+        faults.point("mapped")
+        sock.sendall(b"mapped\n")
+        line = _read(sock, timeout)
+    try:
+        os.waitpid(intermediate, 0)
+    except ChildProcessError:
+        pass
+    if not line.startswith("init "):
+        raise StartError(
+            line.removeprefix("error: ") or "the container's namespaces could not be set up"
+        )
+    init_pid = int(line.split()[1])
+    faults.point("init")
+    sock.sendall(b"continue\n")
+    faults.point("continue")
+    line = _read(sock, timeout)  # EOF: init's exec closed its end, so init is running
+    if line:
+        reap(init_pid)
+        raise StartError(line.removeprefix("error: "))
+    return init_pid
+
+
+def reap(pid: int) -> None:
+    """Wait for a child that has been (or is being) killed."""
+    try:
+        os.waitpid(pid, 0)
+    except ChildProcessError:
+        pass
