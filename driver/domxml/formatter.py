@@ -376,7 +376,7 @@ def _hostdev(w: _Writer, h: m.Hostdev) -> None:
         return
     w.open("hostdev", ("mode", h.mode), ("type", h.type))
     w.open("source")
-    w.text({"storage": "block", "misc": "char", "net": "interface"}[h.type], h.source)
+    w.text(m.HOSTDEV_SOURCE_TAG[h.type], h.source)
     w.close("source")
     _ips(w, h.ips, h.routes)
     w.close("hostdev")

@@ -19,6 +19,9 @@ CAPABILITIES = LIBVIRT_CAPS
 FS_SOURCE_ATTR = {"mount": "dir", "bind": "dir", "file": "file", "block": "dev",
                   "template": "name"}  # fmt: skip
 
+# the <source> child that names a capabilities-mode hostdev's device, by its type
+HOSTDEV_SOURCE_TAG = {"storage": "block", "misc": "char", "net": "interface"}
+
 LXC_NS = "http://libvirt.org/schemas/domain/lxc/1.0"
 NSVIRT_NS = "https://nsvirt.dev/xmlns/domain/1.0"
 

@@ -26,6 +26,10 @@ if TYPE_CHECKING:
     import xmlschema
 
 XINCLUDE_NS = "http://www.w3.org/2001/XInclude"
+# bounds on a document's shape, far above any real domain's (schemas/README.md)
+MAX_ELEMENTS = 4096
+MAX_ATTRIBUTES = 32
+MAX_TEXT = 65536
 NAMESPACES = {"lxc": m.LXC_NS, "nsvirt": m.NSVIRT_NS}
 _PREFIXES = {uri: prefix for prefix, uri in NAMESPACES.items()}
 
@@ -139,7 +143,32 @@ def _parse_hardened(data: bytes, source: str) -> etree._Element:
             line=el.sourceline,
             path=_xpath(el),
         )
+    _check_bounds(root, source)
     return root
+
+
+def _check_bounds(root: etree._Element, source: str) -> None:
+    """Refuse, before the schema sees it, a document whose shape no domain has: the
+    schema's work grows with attributes per element and with elements (1000
+    attributes on one element took 2 s, 2000 took 9 s), so both are bounded
+    (schemas/README.md states the limits)."""
+    count = 0
+    for el in root.iter():
+        count += 1
+        if count > MAX_ELEMENTS:
+            raise XMLValidationError(f"more than {MAX_ELEMENTS} elements: no domain needs "
+                                     "that many", source=source, line=el.sourceline)  # fmt: skip
+        if len(el.attrib) > MAX_ATTRIBUTES:
+            raise XMLValidationError(
+                f"more than {MAX_ATTRIBUTES} attributes on one element",
+                source=source, line=el.sourceline, path=_xpath(el),
+            )  # fmt: skip
+        texts = [el.text or "", el.tail or "", *el.attrib.values()]
+        if any(len(t) > MAX_TEXT for t in texts):
+            raise XMLValidationError(
+                f"a text or attribute value longer than {MAX_TEXT} characters",
+                source=source, line=el.sourceline, path=_xpath(el),
+            )  # fmt: skip
 
 
 def _validate_schema(root: etree._Element, source: str) -> None:
@@ -618,7 +647,7 @@ def _hostdev(el: etree._Element) -> m.Hostdev:
             readonly=el.find("readonly") is not None,
             shareable=el.find("shareable") is not None,
         )
-    child = {"storage": "block", "misc": "char", "net": "interface"}[hdtype]
+    child = m.HOSTDEV_SOURCE_TAG[hdtype]
     return m.Hostdev(
         mode=mode,
         type=hdtype,

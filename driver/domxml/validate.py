@@ -1,8 +1,9 @@
 """Semantic checks on a parsed DomainDef: pure, one concern each.
 
-Each check raises ConfigError with the XPath of what it objects to; xmlio
-turns the XPath into a source line. Checks against the host (does that CPU,
-that bridge, that rootfs exist?) belong to start, not here.
+Each check raises ConfigError with the XPath of what it objects to; domxml.load
+runs them after the model is built and turns the XPath into a source line.
+Checks against the host (does that CPU, that bridge, that rootfs exist?) belong
+to start, not here.
 """
 
 from __future__ import annotations

@@ -96,6 +96,22 @@ CASES: dict[str, tuple[bytes, int | None, str]] = {
         None,
         "larger than the limit",
     ),
+    # under the size cap, but shaped so that the schema's work would explode (issue 9.7)
+    "attribute-flood": (
+        doc("  <vcpu " + " ".join(f"a{i}='x'" for i in range(80_000)) + ">1</vcpu>\n"),
+        EXTRA_LINE,
+        "more than 32 attributes on one element",
+    ),
+    "element-flood": (
+        doc("  <metadata>\n" + "<x:a xmlns:x='urn:x'/>" * 40_000 + "\n  </metadata>\n"),
+        EXTRA_LINE + 1,
+        "more than 4096 elements",
+    ),
+    "long-text": (
+        doc("  <description>" + "d" * 900_000 + "</description>\n"),
+        EXTRA_LINE,
+        "longer than 65536 characters",
+    ),
     "wrong-root": (
         b"<?xml version='1.0'?>\n<network><name>default</name></network>",
         2,
