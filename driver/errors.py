@@ -83,3 +83,7 @@ class OperationForbidden(DriverError):
 
     def __init__(self, what: str) -> None:
         super().__init__(f"operation forbidden: {what}")
+
+
+class FileError(DriverError):
+    """A file that cannot be read as asked; str() is the whole message."""

@@ -10,7 +10,7 @@ import argparse
 import sys
 
 from nsvirt.driver import domxml
-from nsvirt.driver.errors import XMLError
+from nsvirt.driver.errors import DriverError
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -24,11 +24,8 @@ def main(argv: list[str] | None = None) -> int:
     for name in args.files:
         try:
             domxml.load_file(name)
-        except XMLError as e:
+        except DriverError as e:  # XMLError (FILE:LINE: reason) or FileError
             print(f"error: {e}", file=sys.stderr)
-            status = 1
-        except OSError as e:
-            print(f"error: {name}: {e.strerror}", file=sys.stderr)
             status = 1
         else:
             print(f"{name} validates")

@@ -9,6 +9,8 @@
 
 from __future__ import annotations
 
+import os
+import stat
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
@@ -47,8 +49,39 @@ def format(dom: DomainDef) -> str:
     return formatter.format_domain(dom)
 
 
-def load_file(path: str) -> DomainDef:
-    """Read and load a domain file, refusing it before parsing if it is too big."""
-    with open(path, "rb") as f:
-        data = f.read(MAX_BYTES + 1)
-    return load(data, source=path)
+def read_file(path: str | os.PathLike[str]) -> bytes:
+    """A domain file's bytes, at most MAX_BYTES + 1 of them (the parser refuses more).
+    Only regular files: a FIFO or a device would block or never end. Opened
+    non-blocking, so even a FIFO with no writer cannot hang the caller."""
+    from nsvirt.driver.errors import FileError
+
+    name = os.fspath(path)
+    try:
+        fd = os.open(name, os.O_RDONLY | os.O_NONBLOCK | os.O_NOCTTY | os.O_CLOEXEC)
+    except OSError as e:  # libvirt's wording (virFileReadAll)
+        raise FileError(f"Failed to open file '{name}': {e.strerror}") from None
+    try:
+        mode = os.fstat(fd).st_mode
+        if not stat.S_ISREG(mode):
+            kind = _KINDS.get(stat.S_IFMT(mode), "something else")
+            raise FileError(f"Failed to read file '{name}': it is {kind}, not a regular file")
+        chunks = []
+        size = 0
+        while size <= MAX_BYTES and (chunk := os.read(fd, MAX_BYTES + 1 - size)):
+            chunks.append(chunk)
+            size += len(chunk)
+        return b"".join(chunks)
+    except OSError as e:  # EIO from /proc/self/mem, say
+        raise FileError(f"Failed to read file '{name}': {e.strerror}") from None
+    finally:
+        os.close(fd)
+
+
+_KINDS = {stat.S_IFIFO: "a FIFO", stat.S_IFCHR: "a character device",
+          stat.S_IFBLK: "a block device", stat.S_IFSOCK: "a socket",
+          stat.S_IFDIR: "a directory"}  # fmt: skip
+
+
+def load_file(path: str | os.PathLike[str]) -> DomainDef:
+    """Read and load a domain file (read_file, then load)."""
+    return load(read_file(path), source=os.fspath(path))

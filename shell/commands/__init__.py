@@ -153,9 +153,8 @@ def from_xml_file(args: argparse.Namespace, cmd: str, verb: str,
     path = args.file_opt or args.file
     if not path:
         raise ShellError(f"command '{cmd}' requires <file> option")
+    data = domxml.read_file(path)  # its errors stand alone, as virsh's do
     try:
-        with open(path, "rb") as f:
-            data = f.read(domxml.MAX_BYTES + 1)
         return load(data, path), path
     except Exception as e:
         from nsvirt.shell.report import CommandFailed

@@ -216,3 +216,30 @@ def test_one_shot_imports_no_heavy_library(defined: Path, args: list[str]) -> No
         [sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=60
     )
     assert proc.stderr.splitlines()[-1] == "[]"
+
+
+@pytest.mark.parametrize(
+    ("kind", "message"),
+    [
+        ("fifo", "Failed to read file '{path}': it is a FIFO, not a regular file"),
+        ("directory", "Failed to read file '{path}': it is a directory, not a regular file"),
+        ("missing", "Failed to open file '{path}': No such file or directory"),
+        ("proc-mem", "Failed to read file '{path}': Input/output error"),
+    ],
+)
+def test_define_refuses_what_is_not_a_readable_file(tmp_path: Path, kind: str,
+                                                    message: str) -> None:  # fmt: skip
+    path = tmp_path / "domain.xml"
+    if kind == "fifo":
+        os.mkfifo(path)  # nobody writes to it: reading it would block forever
+    elif kind == "directory":
+        path.mkdir()
+    elif kind == "proc-mem":
+        path = Path("/proc/self/mem")
+    for command in ("define", "create"):
+        proc = nsvirsh(tmp_path, command, str(path))  # bounded: a hang fails the test
+        assert (proc.returncode, proc.stdout) == (1, "")
+        assert proc.stderr == f"error: {message.format(path=path)}\n"
+    validate = subprocess.run([sys.executable, "-m", "nsvirt.driver.cli.validate", str(path)],
+                              capture_output=True, text=True, timeout=60)  # fmt: skip
+    assert (validate.returncode, validate.stderr) == (1, f"error: {message.format(path=path)}\n")
