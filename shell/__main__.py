@@ -6,6 +6,7 @@ that need them load them themselves (DESIGN.md §8).
 
 from __future__ import annotations
 
+import os
 import sys
 from dataclasses import dataclass
 from typing import TextIO
@@ -116,9 +117,7 @@ def run_command(ctx: Context, words: list[str]) -> int:
     cmd = COMMANDS.get(name)
     if cmd is None:
         raise ShellError(f"unknown command: '{name}'")
-    parser = cmd.parser()
-    # virsh takes options and positional words in any order
-    args = parser.parse_args(rest) if cmd.run is None else parser.parse_intermixed_args(rest)
+    args = cmd.parser().parse_words(rest, intermixed=cmd.run is not None)
     if args.help:
         ctx.out.write(cmd.parser().format_help())
         return 0
@@ -132,6 +131,8 @@ def run_line(ctx: Context, commands: list[list[str]], err: TextIO, debug: bool) 
     for words in commands:
         try:
             status = run_command(ctx, words)
+        except BrokenPipeError:
+            raise  # the reader of our output went away: main() ends quietly
         except Exception as e:
             return report(e, err, debug)
         if status:
@@ -177,9 +178,19 @@ def main(
         from nsvirt.shell.app import interactive  # cmd2 costs ~250 ms: only here
 
         return interactive(ctx, debug=opts.debug)
-    if commands[0][0] == "help":
-        return _help(ctx, commands[0])
-    return run_line(ctx, commands, err, opts.debug)
+    try:
+        if commands[0][0] == "help":
+            status = _help(ctx, commands[0])
+        else:
+            status = run_line(ctx, commands, err, opts.debug)
+        out.flush()
+    except BrokenPipeError:
+        # `nsvirsh list --name | head -1`: the reader has what it wanted. virsh stops
+        # writing and exits quietly; so do we (no traceback when Python exits either).
+        if out is sys.stdout:
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
+    return status
 
 
 if __name__ == "__main__":

@@ -172,6 +172,30 @@ def domain_of(args: argparse.Namespace, cmd: str) -> str:
 class VirshArgumentParser(argparse.ArgumentParser):
     """argparse whose errors read like virsh's and never exit the process."""
 
+    def parse_words(self, words: list[str], intermixed: bool = True) -> argparse.Namespace:
+        """Parse a command's words as virsh does: options and positional words in any
+        order, and an option's value taken whatever it looks like (`--domain -rf`)."""
+        takes_value = {opt for action in self._actions if action.nargs is None
+                       for opt in action.option_strings}  # fmt: skip
+        joined: list[str] = []
+        pending = None
+        for word in words:
+            if pending is not None:
+                joined.append(f"{pending}={word}")
+                pending = None
+            elif word in takes_value:
+                pending = word
+            else:
+                joined.append(word)
+        if pending is not None:
+            joined.append(pending)  # argparse says the value is missing
+        try:
+            if intermixed:
+                return self.parse_intermixed_args(joined)
+            return self.parse_args(joined)
+        except argparse.ArgumentError as e:
+            self.error(str(e))
+
     def error(self, message: str) -> NoReturn:
         unknown = re.match(r"unrecognized arguments: (.*)", message)
         if unknown:

@@ -243,3 +243,31 @@ def test_define_refuses_what_is_not_a_readable_file(tmp_path: Path, kind: str,
     validate = subprocess.run([sys.executable, "-m", "nsvirt.driver.cli.validate", str(path)],
                               capture_output=True, text=True, timeout=60)  # fmt: skip
     assert (validate.returncode, validate.stderr) == (1, f"error: {message.format(path=path)}\n")
+
+
+def test_an_option_value_may_look_like_an_option(defined: Path) -> None:
+    proc = nsvirsh(defined, "undefine", "--domain", "-rf")
+    assert (proc.returncode, proc.stderr) == (1, "error: failed to get domain '-rf'\n")
+    proc = nsvirsh(defined, "dominfo", "--domain")
+    assert proc.stderr == "error: command 'dominfo' requires --domain option's data\n"
+
+
+@pytest.mark.parametrize("words", [["list", "--all", "--name"], ["domuuid", "bench-off"],
+                                   ["dumpxml", "bench-off"], ["help"]])  # fmt: skip
+def test_output_into_a_closed_pipe_ends_quietly(defined: Path, words: list[str]) -> None:
+    # `nsvirsh list --name | head -1`: the reader is gone before we write
+    reader, writer = os.pipe()
+    os.close(reader)
+    env = {**os.environ, "NSVIRT_DEFAULT_URI": f"lxc:///embed?root={defined}"}
+    proc = subprocess.run([sys.executable, "-m", "nsvirt.shell", *words], stdout=writer,
+                          stderr=subprocess.PIPE, env=env, timeout=60)  # fmt: skip
+    os.close(writer)
+    assert (proc.returncode, proc.stderr) == (0, b"")
+
+
+def test_an_empty_definition_is_an_error_not_an_empty_document(defined: Path) -> None:
+    config = defined / "etc/nsvirt/lxc/bench-off.xml"
+    config.write_bytes(b"")
+    proc = nsvirsh(defined, "dumpxml", "bench-off")
+    assert (proc.returncode, proc.stdout) == (1, "")
+    assert proc.stderr == f"error: {config}:1: document is empty\n"
