@@ -169,7 +169,7 @@ class Connection:
         """Every domain this connection knows: defined ones and running transient ones.
 
         A definition that cannot be read is one broken domain, never a broken list:
-        it is listed without a uuid, and `on_broken` (if given) hears why."""
+        it is left out, and `on_broken` (if given) hears why."""
         names = set(self.paths.persistent_names()) | set(self.paths.running_names())
         found = []
         for name in sorted(names):
@@ -180,7 +180,6 @@ class Connection:
             except XMLError as e:
                 if on_broken is not None:
                     on_broken(e)
-                found.append(Domain(self, name, ""))
         return found
 
     def lookup_by_name(self, name: str) -> Domain:
@@ -188,12 +187,17 @@ class Connection:
         if not name or "/" in name or name.startswith("."):
             raise NoDomainError(name)
         config = self.paths.config(name)
+        broken = None
         if config.is_file():
-            return Domain(self, name, read_uuid(config))
-        dom = Domain(self, name, "")
-        state = dom.run_state()
+            try:
+                return Domain(self, name, read_uuid(config))
+            except XMLError as e:  # still the running domain's, if it runs
+                broken = e
+        state = Domain(self, name, "").run_state()
         if state is not None and state.live and state.uuid:
             return Domain(self, name, state.uuid)
+        if broken is not None:
+            raise broken
         raise NoDomainError(name)
 
     def lookup_by_uuid(self, uuid: str) -> Domain:

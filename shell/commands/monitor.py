@@ -50,7 +50,10 @@ def _wanted(args: argparse.Namespace, state: DomainState, dom: object) -> bool:
 @command("list", "list domains", _list_args)
 def list_domains(ctx: Context, args: argparse.Namespace) -> int:
     rows = []
-    for dom in ctx.conn.list_all():
+    def broken(e: Exception) -> None:  # one line per broken file; the others are listed
+        print(f"error: {e}", file=ctx.err)
+
+    for dom in ctx.conn.list_all(on_broken=broken):
         state, reason, dom_id = dom.status()
         if _wanted(args, state, dom):
             rows.append((dom, state, reason, dom_id))

@@ -271,3 +271,25 @@ def test_an_empty_definition_is_an_error_not_an_empty_document(defined: Path) ->
     proc = nsvirsh(defined, "dumpxml", "bench-off")
     assert (proc.returncode, proc.stdout) == (1, "")
     assert proc.stderr == f"error: {config}:1: document is empty\n"
+
+
+def test_one_broken_definition_breaks_only_itself(defined: Path, tmp_path: Path) -> None:
+    broken = defined / "etc/nsvirt/lxc/broken.xml"
+    broken.write_bytes(b"<domain type='lxc'>\n<name>caf\xe9</name>\n</domain>\n")
+    proc = nsvirsh(defined, "list", "--all", "--name")
+    assert (proc.returncode, proc.stdout) == (0, "bench-off\n\n")
+    assert proc.stderr == f"error: {broken}:2: invalid UTF-8 byte 0xe9: documents must be UTF-8\n"
+    for words in (["dominfo", "broken"], ["start", "broken"], ["dumpxml", "broken"]):
+        proc = nsvirsh(defined, *words)
+        assert proc.returncode == 1
+        assert proc.stderr.splitlines()[-1].startswith(f"error: {broken}:2: invalid UTF-8"), words
+    assert nsvirsh(defined, "dominfo", "bench-off").returncode == 0
+    other = tmp_path / "other.xml"
+    other.write_text("<domain type='lxc'><name>other</name><memory>1024</memory>"
+                     "<os><type>exe</type></os></domain>")  # fmt: skip
+    assert nsvirsh(defined, "define", str(other)).returncode == 0
+    # defining it anew is the fix
+    fixed = tmp_path / "broken.xml"
+    fixed.write_text(other.read_text().replace("other", "broken"))
+    assert nsvirsh(defined, "define", str(fixed)).returncode == 0
+    assert nsvirsh(defined, "list", "--all", "--name").stdout == "bench-off\nbroken\nother\n\n"
