@@ -152,9 +152,7 @@ def _check_bounds(root: etree._Element, source: str) -> None:
     schema's work grows with attributes per element and with elements (1000
     attributes on one element took 2 s, 2000 took 9 s), so both are bounded
     (schemas/README.md states the limits)."""
-    count = 0
-    for el in root.iter():
-        count += 1
+    for count, el in enumerate(root.iter(), 1):
         if count > MAX_ELEMENTS:
             raise XMLValidationError(f"more than {MAX_ELEMENTS} elements: no domain needs "
                                      "that many", source=source, line=el.sourceline)  # fmt: skip
