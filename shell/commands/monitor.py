@@ -114,13 +114,17 @@ def dominfo(ctx: Context, args: argparse.Namespace) -> int:
         ("Security model", "none"),
         ("Security DOI", "0"),
     ]
-    if args.json:
-        data = {k.lower().replace(" ", "_").replace("(s)", "s"): v for k, v in pairs}
-        data.update(id=dom.id if dom.id > 0 else None, cpus=info.vcpus,
-                    max_memory_kib=info.max_memory, used_memory_kib=info.memory,
-                    cpu_time_ns=info.cpu_time)  # fmt: skip
-        for key in ("max_memory", "used_memory", "cpu_time", "security_doi"):
-            data.pop(key, None)
+    if args.json:  # the vocabulary of docs/json.md
+        state, reason = dom.state()
+        data = {
+            "id": dom.id if dom.id > 0 else None, "name": dom.name, "uuid": dom.uuid,
+            "os_type": "exe", "state": state.label, "reason": reason_label(state, reason),
+            "cpus": info.vcpus,
+            "cpu_time_ns": info.cpu_time if info.state != DomainState.SHUTOFF else None,
+            "max_memory_kib": info.max_memory, "used_memory_kib": info.memory,
+            "persistent": dom.is_persistent(), "autostart": dom.autostart(),
+            "managed_save": False, "security_model": "none",
+        }  # fmt: skip
         print(json.dumps(data, indent=2), file=ctx.out)
         return 0
     ctx.out.write(output.fields(pairs))

@@ -51,6 +51,18 @@ def test_list_mixed_states(conn, pair) -> None:
     assert nsvirsh(conn, "list", "--state-running", "--uuid").stdout == f"{UUID}\n\n"
 
 
+def test_json_of_a_running_domain(conn, pair) -> None:
+    import json
+
+    run, _ = pair
+    info = json.loads(nsvirsh(conn, "dominfo", "bench-run", "--json").stdout)
+    assert (info["id"], info["state"], info["reason"]) == (run.id, "running", "booted")
+    assert isinstance(info["cpu_time_ns"], int) and info["cpu_time_ns"] > 0
+    assert isinstance(info["used_memory_kib"], int) and 0 < info["used_memory_kib"] <= 65536
+    listed = json.loads(nsvirsh(conn, "list", "--json").stdout)
+    assert [(d["id"], d["persistent"]) for d in listed] == [(run.id, True)]
+
+
 def test_dominfo_running_layout(conn, pair) -> None:
     run, _ = pair
     out = nsvirsh(conn, "dominfo", "bench-run").stdout.splitlines()

@@ -293,3 +293,20 @@ def test_one_broken_definition_breaks_only_itself(defined: Path, tmp_path: Path)
     fixed.write_text(other.read_text().replace("other", "broken"))
     assert nsvirsh(defined, "define", str(fixed)).returncode == 0
     assert nsvirsh(defined, "list", "--all", "--name").stdout == "bench-off\nbroken\nother\n\n"
+
+
+def test_json_has_one_vocabulary(defined: Path) -> None:
+    import json
+
+    (listed,) = json.loads(nsvirsh(defined, "list", "--all", "--json").stdout)
+    info = json.loads(nsvirsh(defined, "dominfo", "bench-off", "--json").stdout)
+    state = json.loads(nsvirsh(defined, "domstate", "bench-off", "--json").stdout)
+    assert listed == {"id": None, "name": "bench-off", "uuid": UUID, "state": "shut off",
+                      "reason": "unknown", "persistent": True, "autostart": False}  # fmt: skip
+    assert info == {
+        "id": None, "name": "bench-off", "uuid": UUID, "os_type": "exe",
+        "state": "shut off", "reason": "unknown", "cpus": 1, "cpu_time_ns": None,
+        "max_memory_kib": 65536, "used_memory_kib": 65536, "persistent": True,
+        "autostart": False, "managed_save": False, "security_model": "none",
+    }  # fmt: skip
+    assert state == {"state": "shut off", "reason": "unknown"}
