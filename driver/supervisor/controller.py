@@ -162,6 +162,9 @@ class Controller:
         self.intent = Intent.SHUTDOWN if op == "shutdown" else Intent.REBOOT
         if timeout is not None and timeout >= 0:
             self.loop.deadline = time.monotonic() + timeout
+            log(f"{op}: asked init ({mode}); destroying it if it has not stopped in {timeout:g} s")
+        else:
+            log(f"{op}: asked init ({mode}); no timeout: it stops when it chooses to")
 
     def suspend(self) -> None:
         self.cgroup.freeze()

@@ -92,6 +92,16 @@ def destroy(ctx: Context, args: argparse.Namespace) -> int:
 def _mode_args(p: argparse.ArgumentParser) -> None:
     domain_arg(p)
     p.add_argument("--mode", help="shutdown mode: signal or initctl")
+    p.add_argument("--timeout", type=_seconds, metavar="SECONDS",
+                   help="destroy the domain if init has not stopped after this many "
+                        "seconds (nsvirt; default: only ask, as virsh)")  # fmt: skip
+
+
+def _seconds(text: str) -> float:
+    value = float(text)
+    if not 0 <= value < 1e9:
+        raise ValueError(text)
+    return value
 
 
 @command("shutdown", "gracefully shutdown a domain", _mode_args, domains="active")
@@ -102,7 +112,7 @@ def shutdown(ctx: Context, args: argparse.Namespace) -> int:
         "shutdown",
         "Failed to shutdown domain '{}'",
         "Domain '{}' is being shutdown",
-        lambda dom: dom.shutdown(mode=args.mode),
+        lambda dom: dom.shutdown(mode=args.mode, timeout=args.timeout),
     )
 
 
@@ -114,7 +124,7 @@ def reboot(ctx: Context, args: argparse.Namespace) -> int:
         "reboot",
         "Failed to reboot domain '{}'",
         "Domain '{}' is being rebooted",
-        lambda dom: dom.reboot(mode=args.mode),
+        lambda dom: dom.reboot(mode=args.mode, timeout=args.timeout),
     )
 
 

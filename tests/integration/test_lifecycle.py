@@ -4,6 +4,7 @@ transient create, errors with nothing left behind."""
 from __future__ import annotations
 
 import os
+import select
 import subprocess
 import sys
 from pathlib import Path
@@ -117,6 +118,29 @@ def test_shutdown_timeout_destroys_init_that_ignores_it(conn, rootfs: Path) -> N
     dom = start(conn, domain_xml("stubborn", rootfs))
     dom.shutdown(timeout=0.5, wait=True)
     assert dom.state() == (DomainState.SHUTOFF, 2)  # shut off (destroyed)
+
+
+def test_shutdown_only_asks_by_default(conn, rootfs: Path) -> None:
+    # as virsh's shutdown: an init that ignores SIGTERM (a database taking its time)
+    # is asked, never destroyed behind the caller's back
+    dom = start(conn, domain_xml("patient", rootfs))
+    init = os.pidfd_open(dom.init_pid())
+    dom.shutdown()
+    log = conn.paths.log("patient").read_text()
+    assert "shutdown: asked init (signal); no timeout: it stops when it chooses to" in log
+    assert not select.select([init], [], [], 1.0)[0]  # a bound on a wait, not a sleep
+    os.close(init)
+    assert dom.state() == (DomainState.RUNNING, 1)
+
+
+def test_nsvirsh_shutdown_timeout_escalates(conn, rootfs: Path) -> None:
+    dom = start(conn, domain_xml("deadline", rootfs))
+    proc = subprocess.run([sys.executable, "-m", "nsvirt.shell", "-c", conn.uri, "shutdown",
+                           "deadline", "--timeout", "0.5"], capture_output=True, text=True,
+                          timeout=60)  # fmt: skip
+    assert (proc.returncode, proc.stdout) == (0, "Domain 'deadline' is being shutdown\n\n")
+    assert dom.wait_for_shutoff(30)
+    assert dom.state() == (DomainState.SHUTOFF, 2)  # destroyed when the timeout passed
 
 
 def test_shutdown_of_shut_off_domain(conn, rootfs: Path) -> None:
