@@ -109,6 +109,22 @@ def remove_lock(path: str | os.PathLike[str]) -> None:
     remove(path, durable=False)
 
 
+def remove_unheld_lock(path: str | os.PathLike[str]) -> None:
+    """Remove a lock file if nobody holds its lock now (a holder keeps it)."""
+    try:
+        fd = os.open(path, os.O_RDWR | os.O_CLOEXEC)
+    except FileNotFoundError:
+        return
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        if _same_file(fd, path):
+            remove(path, durable=False)
+    except BlockingIOError:
+        pass
+    finally:
+        os.close(fd)
+
+
 def _same_file(fd: int, path: str | os.PathLike[str]) -> bool:
     try:
         st = os.stat(path)

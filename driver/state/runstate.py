@@ -187,6 +187,8 @@ def teardown(paths: Paths, name: str, cgroup: Any | None, *, final_reason: str |
         except OSError:
             pass  # a full disk: no record of why, but never a stale "running" one
     files.remove(paths.state(name), durable=False)
+    if not paths.config(name).exists():  # a transient domain is gone: so is its lock file
+        files.remove_unheld_lock(paths.lock(name))
 
 
 def backend_of(state: RunState) -> Any:

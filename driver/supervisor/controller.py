@@ -95,7 +95,11 @@ class Controller:
             os.makedirs(self.paths.mountpoint(self.name), mode=0o700, exist_ok=True)
         self._start_init()
         self.server = ControlServer(self.loop, self, protocol.bind(self.paths.socket(self.name)))
-        self.write_state()
+        try:
+            self.write_state()
+        except OSError as e:  # a full disk, say: a run nobody could see must not go on
+            path = self.paths.state(self.name)
+            raise child.StartError(f"cannot write the runtime state {path}: {e.strerror}") from None
 
     def _start_init(self) -> None:
         mountpoint = str(self.paths.mountpoint(self.name))

@@ -50,6 +50,7 @@ def _wanted(args: argparse.Namespace, state: DomainState, dom: object) -> bool:
 @command("list", "list domains", _list_args)
 def list_domains(ctx: Context, args: argparse.Namespace) -> int:
     rows = []
+
     def broken(e: Exception) -> None:  # one line per broken file; the others are listed
         print(f"error: {e}", file=ctx.err)
 
