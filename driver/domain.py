@@ -286,9 +286,15 @@ class Domain:
 
         try:
             return protocol.call(self.conn.paths.socket(self.name), request, timeout)
+        except protocol.SupervisorGone:
+            if not self.is_active():  # it stopped meanwhile (another client's destroy)
+                raise OperationInvalid("domain is not running") from None
+            raise InternalError(f"the supervisor of '{self.name}' closed the connection") from None
         except protocol.ProtocolError as e:
             raise OperationFailed(str(e)) from None
         except (ConnectionError, FileNotFoundError, TimeoutError) as e:
+            if not self.is_active():
+                raise OperationInvalid("domain is not running") from None
             raise InternalError(f"cannot reach the supervisor of '{self.name}': {e}") from None
 
     def destroy(self) -> None:
@@ -305,7 +311,11 @@ class Domain:
                 if not self.is_active():  # a supervisor that just finished stopping
                     return
         with self._lock():
-            recovery.destroy_without_supervisor(self.conn, state)
+            now = self._run_state_locked()
+            same = now is not None and now.live and (now.supervisor_pid, now.supervisor_start) == (
+                state.supervisor_pid, state.supervisor_start)  # fmt: skip
+            if same:  # not a run that someone else stopped, or started anew, meanwhile
+                recovery.destroy_without_supervisor(self.conn, state)
 
     def shutdown(self, mode: str | None = None, timeout: float | None = None,
                  wait: bool = False) -> None:  # fmt: skip

@@ -39,6 +39,10 @@ class ProtocolError(Exception):
     pass
 
 
+class SupervisorGone(ProtocolError):
+    """The supervisor closed the connection without a reply (it is stopping)."""
+
+
 def encode(msg: dict) -> bytes:
     return json.dumps({"v": VERSION, **msg}).encode() + b"\n"
 
@@ -160,7 +164,7 @@ def call(path: Path, request: dict, timeout: float | None = 30.0) -> dict:
         sock.sendall(encode(request))
         line = read_line(sock, timeout)
     if not line:
-        raise ProtocolError("the supervisor closed the connection")
+        raise SupervisorGone("the supervisor closed the connection")
     reply = decode(line)
     if not reply.get("ok"):
         raise ProtocolError(reply.get("error", "request failed"))

@@ -11,6 +11,7 @@ import errno
 import os
 import signal
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -147,6 +148,22 @@ def remove_tree(leaf: Path) -> None:
                 if e.errno != errno.EBUSY or time.monotonic() > deadline:
                     raise CgroupError(f"cannot remove {level}: {e.strerror}") from None
                 time.sleep(0.001)
+
+
+LEVEL_RETRIES = 50
+
+
+def make_levels(make: Callable[[], None]) -> None:
+    """Run `make` (mkdir the partition's levels top-down, then the leaf). Another
+    container's teardown removes partition levels it leaves empty, so a level made
+    here may vanish before the leaf is in it (ENOENT): make them again. Once the leaf
+    exists, its levels are not empty and stay."""
+    for attempt in range(LEVEL_RETRIES):
+        try:
+            return make()
+        except FileNotFoundError as e:
+            if attempt == LEVEL_RETRIES - 1:
+                raise CgroupError(f"cannot make the cgroup levels: {e}") from None
 
 
 def make_leaf(leaf: Path) -> None:

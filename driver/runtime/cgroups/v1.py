@@ -16,6 +16,7 @@ from nsvirt.driver.runtime.cgroups import (
     check_writable,
     kill_frozen,
     make_leaf,
+    make_levels,
     remove_empty_levels,
     remove_tree,
     rule_text,
@@ -76,7 +77,7 @@ class V1Cgroup:
         made = []
         try:
             for ctrl, leaf in self._dirs().items():
-                self._make_levels(ctrl, leaf)
+                make_levels(lambda c=ctrl, d=leaf: self._make_levels(c, d))
                 made.append(leaf)
                 self.owned = True
             self._apply(limits, rules)

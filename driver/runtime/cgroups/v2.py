@@ -22,6 +22,7 @@ from nsvirt.driver.runtime.cgroups import (
     holds_caller,
     kill_frozen,
     make_leaf,
+    make_levels,
     remove_empty_levels,
     remove_tree,
     subtree_pids,
@@ -65,17 +66,7 @@ class V2Cgroup:
     # ------------------------------------------------------------ lifecycle
 
     def create(self, limits: Limits, rules: tuple[DeviceRule, ...]) -> None:
-        mount = Path(self.mount)
-        levels = [p for p in self.leaf.relative_to(mount).parents if p != Path(".")]
-        for rel in reversed(levels):  # the partition, top-down
-            self._enable_controllers((mount / rel).parent)
-            try:
-                os.mkdir(mount / rel)
-            except FileExistsError:
-                pass
-        if levels:
-            self._enable_controllers(mount / levels[0])
-        make_leaf(self.leaf)
+        make_levels(self._make_levels)
         self.owned = True
         try:
             self._apply(limits)
@@ -88,6 +79,19 @@ class V2Cgroup:
 
     def has_processes(self) -> bool:
         return bool(self.pids())
+
+    def _make_levels(self) -> None:
+        mount = Path(self.mount)
+        levels = [p for p in self.leaf.relative_to(mount).parents if p != Path(".")]
+        for rel in reversed(levels):  # the partition, top-down
+            self._enable_controllers((mount / rel).parent)
+            try:
+                os.mkdir(mount / rel)
+            except FileExistsError:
+                pass
+        if levels:
+            self._enable_controllers(mount / levels[0])
+        make_leaf(self.leaf)
 
     def _enable_controllers(self, level: Path) -> None:
         """Enable in `level` the controllers its children need, only those not enabled yet.
