@@ -6,7 +6,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 .ci/setup >&2
-examples/make-busybox-rootfs.sh >&2  # /var/lib/nsvirt/rootfs/busybox
+examples/prepare.sh >&2  # /var/lib/nsvirt/rootfs/busybox and /var/lib/nsvirt/data
 
 root=$(mktemp -d /tmp/nsvirt-demo.XXXXXX)
 export NSVIRT_DEFAULT_URI="lxc:///embed?root=$root"
