@@ -273,16 +273,32 @@ def test_an_empty_definition_is_an_error_not_an_empty_document(defined: Path) ->
     assert proc.stderr == f"error: {config}:1: document is empty\n"
 
 
-def test_one_broken_definition_breaks_only_itself(defined: Path, tmp_path: Path) -> None:
+BROKEN = {  # content of a definition file: (line, words of the error)
+    "non-utf8": (b"<domain type='lxc'>\n<name>caf\xe9</name>\n</domain>\n", 2,
+                 "invalid UTF-8 byte 0xe9: documents must be UTF-8"),
+    "truncated": (b"<domain type='lxc'>\n  <name>broken</name>\n  <uuid>", 3,
+                  "Premature end of data"),
+    "foreign": (b"<network>\n  <name>default</name>\n</network>\n", 1,
+                "/network: expected root element <domain>, found <network>"),
+    "empty": (b"", 1, "document is empty"),
+}  # fmt: skip
+
+
+@pytest.mark.parametrize("kind", BROKEN)
+def test_one_broken_definition_breaks_only_itself(defined: Path, tmp_path: Path,
+                                                  kind: str) -> None:  # fmt: skip
+    content, line, words = BROKEN[kind]
     broken = defined / "etc/nsvirt/lxc/broken.xml"
-    broken.write_bytes(b"<domain type='lxc'>\n<name>caf\xe9</name>\n</domain>\n")
+    broken.write_bytes(content)
     proc = nsvirsh(defined, "list", "--all", "--name")
     assert (proc.returncode, proc.stdout) == (0, "bench-off\n\n")
-    assert proc.stderr == f"error: {broken}:2: invalid UTF-8 byte 0xe9: documents must be UTF-8\n"
-    for words in (["dominfo", "broken"], ["start", "broken"], ["dumpxml", "broken"]):
-        proc = nsvirsh(defined, *words)
+    assert proc.stderr.startswith(f"error: {broken}:{line}: {words}")
+    assert proc.stderr.count("\n") == 1
+    for words_ in (["dominfo", "broken"], ["start", "broken"], ["dumpxml", "broken"]):
+        proc = nsvirsh(defined, *words_)
         assert proc.returncode == 1
-        assert proc.stderr.splitlines()[-1].startswith(f"error: {broken}:2: invalid UTF-8"), words
+        assert proc.stderr.splitlines()[-1].startswith(f"error: {broken}:{line}: "), words_
+        assert "Traceback" not in proc.stderr
     assert nsvirsh(defined, "dominfo", "bench-off").returncode == 0
     other = tmp_path / "other.xml"
     other.write_text("<domain type='lxc'><name>other</name><memory>1024</memory>"
