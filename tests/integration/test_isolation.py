@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -42,9 +43,18 @@ def test_privnet_gives_a_network_namespace_with_only_lo_up(conn, rootfs: Path, s
 def test_host_processes_and_mounts_are_invisible(conn, rootfs: Path, shell_of) -> None:
     dom = start(conn, domain_xml("iso", rootfs))
     sh = shell_of(dom)
-    pids = [p for p in sh.run("ls /proc").split() if p.isdigit()]
-    assert len(pids) <= 4  # init, the shell's children for this command
-    assert str(os.getpid()) not in pids or len(pids) < 10
+    # a host process with a name nobody else has: the container must not see it
+    marker = f"nsvirt-host-process-{os.getpid()}"
+    host = subprocess.Popen(["sh", "-c", f"exec -a {marker} sleep 1000"])
+    try:
+        assert marker in Path(f"/proc/{host.pid}/cmdline").read_text()  # the host sees it
+        inside = sh.run("cat /proc/[0-9]*/cmdline | tr '\\0' ' '")
+        assert marker not in inside
+        pids = [p for p in sh.run("ls /proc").split() if p.isdigit()]
+        assert "1" in pids and len(pids) <= 4  # init, and the shell's children for this
+    finally:
+        host.kill()
+        host.wait()
     points = {line.split()[4] for line in sh.run("cat /proc/self/mountinfo").splitlines()}
     # only the container's own tree: its root and the private /proc, /sys, /dev
     assert all(p == "/" or p.split("/")[1] in ("proc", "sys", "dev") for p in points), points

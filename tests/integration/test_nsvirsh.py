@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import re
+import select
 import subprocess
 import sys
 from pathlib import Path
@@ -49,6 +50,14 @@ def test_list_mixed_states(conn, pair) -> None:
     assert nsvirsh(conn, "list").stdout.count("\n") == 4  # header, rule, one row, blank
     assert nsvirsh(conn, "list", "--inactive", "--name").stdout == "bench-off\n\n"
     assert nsvirsh(conn, "list", "--state-running", "--uuid").stdout == f"{UUID}\n\n"
+
+
+def test_start_and_destroy_import_no_heavy_library(conn, pair) -> None:
+    from tests.shell.test_oneshot import heavy_imports
+
+    assert heavy_imports(conn.paths.root, ["destroy", "bench-run"]) == (0, [])
+    assert heavy_imports(conn.paths.root, ["start", "bench-run"]) == (0, [])
+    assert conn.lookup_by_name("bench-run").is_active()
 
 
 def test_json_of_a_running_domain(conn, pair) -> None:
@@ -97,13 +106,30 @@ def test_error_lines_and_exit_status(conn, pair, args: list[str], stderr: str) -
     assert (proc.stdout, proc.stderr, proc.returncode) == ("", stderr, 1)
 
 
-def test_suspend_resume_shutdown_messages(conn, pair) -> None:
+def test_suspend_resume_destroy_messages(conn, pair) -> None:
     assert nsvirsh(conn, "suspend", "bench-run").stdout == "Domain 'bench-run' suspended\n\n"
     assert nsvirsh(conn, "domstate", "--reason", "bench-run").stdout == "paused (user)\n\n"
     assert nsvirsh(conn, "resume", "bench-run").stdout == "Domain 'bench-run' resumed\n\n"
     assert nsvirsh(conn, "domstate", "--reason", "bench-run").stdout == "running (unpaused)\n\n"
     assert nsvirsh(conn, "destroy", "bench-run").stdout == "Domain 'bench-run' destroyed\n\n"
     assert nsvirsh(conn, "domstate", "--reason", "bench-run").stdout == "shut off (destroyed)\n\n"
+
+
+def test_shutdown_message_and_reason(conn, rootfs: Path, tmp_path: Path) -> None:
+    xml = tmp_path / "polite.xml"  # an init that stops on SIGTERM once its trap is set
+    polite = "trap 'exit 0' TERM; echo trap-ready; while :; do sleep 1 & wait; done"
+    xml.write_text(domain_xml("polite", rootfs, args=("-c", polite)))
+    assert nsvirsh(conn, "define", str(xml)).returncode == 0
+    assert nsvirsh(conn, "start", "polite").returncode == 0
+    dom = conn.lookup_by_name("polite")
+    with dom.open_console() as console:  # a signal before the trap exists is lost
+        buf = b""
+        while b"trap-ready" not in buf:
+            assert select.select([console], [], [], 30)[0]
+            buf += console.read()
+    assert nsvirsh(conn, "shutdown", "polite").stdout == "Domain 'polite' is being shutdown\n\n"
+    assert dom.wait_for_shutoff(30)
+    assert nsvirsh(conn, "domstate", "--reason", "polite").stdout == "shut off (shutdown)\n\n"
 
 
 def test_undefine_running_keeps_it_as_transient(conn, pair) -> None:
