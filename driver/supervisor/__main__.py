@@ -48,6 +48,9 @@ def main(argv: list[str]) -> int:
             os._exit(0)  # the starter is reaped at once; the supervisor is the grandchild
         os.setsid()  # a session of its own, as a supervisor forked from a running one has
     handshake_fd = int(argv[argv.index("--handshake-fd") + 1])
+    from nsvirt.driver.supervisor.signature import running_signature
+
+    running_signature()  # the code loaded now is the code this process (and its forks) runs
     config = json.loads(sys.stdin.buffer.read())
     sys.stdin.close()
     return serve(config, handshake_fd)

@@ -25,7 +25,7 @@ from nsvirt.driver.supervisor.console import Console, DomainLog, log
 from nsvirt.driver.supervisor.faults import Faults
 from nsvirt.driver.supervisor.loop import EventLoop
 from nsvirt.driver.supervisor.requests import ControlServer, RequestError
-from nsvirt.driver.supervisor.signature import code_signature
+from nsvirt.driver.supervisor.signature import running_signature
 
 if TYPE_CHECKING:
     from nsvirt.driver.supervisor.config import SupervisorConfig
@@ -63,6 +63,7 @@ class Controller:
         self.intent = Intent.NONE
         self.waiters: list[Client] = []  # replied to when init has stopped or restarted
         self.started_at = time.time()
+        self.start_ticks = procstat.start_time(os.getpid())  # with the pid: who we are
 
     # ------------------------------------------------------------ start
 
@@ -131,12 +132,12 @@ class Controller:
     def run_state(self) -> RunState:
         return RunState(
             name=self.name, uuid=self.plan.uuid, state=self.state, reason=self.reason,
-            supervisor_pid=os.getpid(), supervisor_start=procstat.start_time(os.getpid()),
+            supervisor_pid=os.getpid(), supervisor_start=self.start_ticks,
             init_pid=self.init_pid, consoles=[c.tty for c in self.consoles],
             cgroup=self.cgroup.describe(), cgroup_partition=self.plan.cgroup_partition,
             cgroup_name=self.plan.cgroup_name, facts=self.plan.facts,
             persistent=self.persistent, started_at=self.started_at,
-            protocol=protocol.VERSION, code=code_signature(),
+            protocol=protocol.VERSION, code=running_signature(),
         )  # fmt: skip
 
     def write_state(self) -> None:

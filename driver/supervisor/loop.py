@@ -22,7 +22,7 @@ class EventLoop:
         self._callbacks: dict[int, list[Callback | None]] = {}  # fd → [on_read, on_write]
         self.deadline: float | None = None  # time.monotonic() at which on_deadline runs
         self.on_deadline: Callback | None = None
-        self.running = False
+        self.stopped = False  # stop() may come before run(): init died at once
 
     def _update(self, fd: int) -> None:
         on_read, on_write = self._callbacks[fd]
@@ -73,12 +73,11 @@ class EventLoop:
         self.on_read(rfd, drain)
 
     def stop(self) -> None:
-        self.running = False
+        self.stopped = True
 
     def run(self) -> None:
-        """Dispatch until stop() is called."""
-        self.running = True
-        while self.running:
+        """Dispatch until stop() is called (at once if it was called already)."""
+        while not self.stopped:
             timeout = None
             if self.deadline is not None:
                 timeout = max(0.0, self.deadline - time.monotonic())
@@ -94,5 +93,5 @@ class EventLoop:
                 callbacks = self._callbacks.get(key.fd)
                 if callbacks and mask & selectors.EVENT_WRITE and callbacks[1]:
                     callbacks[1]()
-                if not self.running:
+                if self.stopped:
                     return

@@ -14,9 +14,21 @@ import sys
 _DRIVER = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
+_LOADED: list[str] = []  # this process's signature, computed once: the code it loaded
+
+
+def running_signature() -> str:
+    """The signature of the code this process runs: taken when it first asks (a
+    supervisor asks at its start, before it could fork), never read from disk again,
+    so a forked supervisor reports the code it really runs, its donor's."""
+    if not _LOADED:
+        _LOADED.append(code_signature())
+    return _LOADED[0]
+
+
 def code_signature() -> str:
     """A short hash of the interpreter and of each driver source file's identity
-    (path, size, mtime)."""
+    (path, size, mtime), as they are on disk now."""
     h = hashlib.sha256(f"{sys.executable}:{sys.version}".encode())
     for top, dirs, names in os.walk(_DRIVER):
         dirs[:] = sorted(d for d in dirs if d != "__pycache__")

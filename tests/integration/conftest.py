@@ -132,7 +132,26 @@ def leftovers(conn: Connection) -> list[str]:
     ]
     mounts = Path("/proc/self/mountinfo").read_text()
     out += [line for line in mounts.splitlines() if str(conn.paths.root) in line]
+    out += [f"process {p} holds {f}" for p, f in holders_of(conn.paths.root)]
     return out
+
+
+def holders_of(root: Path) -> list[tuple[int, str]]:
+    """Processes (but this one) with a file open under `root`: a supervisor that did
+    not exit still holds its domain's log."""
+    found = []
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit() or int(entry) == os.getpid():
+            continue
+        try:
+            for fd in os.listdir(f"/proc/{entry}/fd"):
+                target = os.readlink(f"/proc/{entry}/fd/{fd}")
+                if target.startswith(f"{root}/"):
+                    found.append((int(entry), target))
+                    break
+        except OSError:
+            pass
+    return found
 
 
 @pytest.fixture

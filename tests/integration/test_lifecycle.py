@@ -160,6 +160,18 @@ def test_init_exit_is_a_shutdown(conn, rootfs: Path) -> None:
 
 
 @pytest.mark.v2
+@pytest.mark.parametrize("transient", [False, True], ids=["defined", "transient"])
+def test_init_that_exits_at_once(conn, rootfs: Path, transient: bool) -> None:
+    # init may be gone before the supervisor's loop runs: it must still stop
+    xml = domain_xml("instant", rootfs, init="/bin/true")
+    dom = conn.create_xml(xml) if transient else start(conn, xml)
+    assert dom.wait_for_shutoff(30)
+    assert not leftovers(conn)  # no supervisor lingering either
+    if not transient:
+        assert dom.state() == (DomainState.SHUTOFF, 1)
+
+
+@pytest.mark.v2
 def test_suspend_freezes_and_resume_thaws(conn, rootfs: Path, shell_of) -> None:
     dom = start(conn, domain_xml("freeze", rootfs))
     sh = shell_of(dom)
