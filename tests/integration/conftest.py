@@ -132,8 +132,23 @@ def leftovers(conn: Connection) -> list[str]:
     ]
     mounts = Path("/proc/self/mountinfo").read_text()
     out += [line for line in mounts.splitlines() if str(conn.paths.root) in line]
-    out += [f"process {p} holds {f}" for p, f in holders_of(conn.paths.root)]
+    # a supervisor answers before it exits: give holders a bounded moment to go
+    out += [f"process {p} holds {f}" for p, f in holders_of(conn.paths.root) if not exits(p)]
     return out
+
+
+def exits(pid: int, timeout: float = 10.0) -> bool:
+    """Wait (a bound, not a delay) for process `pid` to exit; False if it does not."""
+    import select
+
+    try:
+        fd = os.pidfd_open(pid)
+    except ProcessLookupError:
+        return True
+    try:
+        return bool(select.select([fd], [], [], timeout)[0])
+    finally:
+        os.close(fd)
 
 
 def holders_of(root: Path) -> list[tuple[int, str]]:
