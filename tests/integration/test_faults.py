@@ -340,11 +340,13 @@ def test_cgroups_the_container_made_go_with_it(conn, rootfs: Path, shell_of) -> 
 @pytest.fixture
 def small_root(tmp_path: Path) -> Iterator[Path]:
     """A 4 MiB tmpfs as the connection root: filled, it is a full state directory."""
+    from nsvirt.driver.runtime import syscalls as sc
+
     root = tmp_path / "small"
     root.mkdir()
-    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=4m", "tmpfs", str(root)], check=True)
+    sc.mount("tmpfs", str(root), "tmpfs", 0, "size=4m")
     yield root
-    subprocess.run(["umount", "-l", str(root)], check=True)
+    sc.umount2(str(root), sc.MNT_DETACH)
 
 
 def fill(root: Path) -> Path:
