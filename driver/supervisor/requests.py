@@ -197,6 +197,7 @@ class ControlServer:
                 raise RequestError(f"this supervisor does not know the request '{op}'")
             deadline = msg.get("deadline")
             if deadline is not None and time.monotonic() > _number(msg, "deadline"):
+                log(f"dropped a request '{op}' that came after its deadline")
                 raise RequestError(f"the request '{op}' arrived after its deadline: dropped")
             outcome = handler(self.controller, client, msg)
         except (protocol.ProtocolError, RequestError, CgroupError) as e:
