@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+import os
+
 
 class UnknownUser(LookupError):
     """str() is the reason the user sees."""
@@ -40,3 +42,11 @@ def resolve(user: str | None, group: str | None) -> tuple[int, int, str]:
         else:
             raise UnknownUser(f"group '{group}' is not in the container's /etc/group")
     return uid, gid, home
+
+
+def become(uid: int, gid: int) -> None:
+    """Drop to `uid` and `gid` in every id (real, effective, saved), with no
+    supplementary groups: the group first, while we may still change it."""
+    os.setgroups([])
+    os.setresgid(gid, gid, gid)
+    os.setresuid(uid, uid, uid)

@@ -79,9 +79,7 @@ def intermediate(plan: Any, sock: socket.socket, cgroup: CgroupBackend,
             sc.unshare(sc.CLONE_NEWUSER, "cannot create a user namespace")
             _send(sock, "userns")
             _expect(sock, "mapped")  # the supervisor wrote uid_map and gid_map
-            os.setgroups([])
-            os.setresgid(0, 0, 0)
-            os.setresuid(0, 0, 0)
+            users.become(0, 0)  # root of the new namespace
         flags = 0
         for kind in plan.namespaces:
             if kind != "user":
@@ -122,9 +120,7 @@ def init(plan: Any, sock: socket.socket, context: InitContext) -> NoReturn:
             raise StartError(f"cannot change to directory {plan.cwd}: {e.strerror}") from None
         caps.drop_capabilities(plan.keep_caps)  # last: mount(2), sethostname(2) need caps
         if plan.user is not None or plan.group is not None:
-            os.setgroups([])
-            os.setresgid(gid, gid, gid)
-            os.setresuid(uid, uid, uid)
+            users.become(uid, gid)
         sc.close_fds_except(sock.fileno())  # only the container's own fds reach init
         try:
             os.execve(plan.init, list(plan.argv), env)  # closes `sock` (CLOEXEC): success
