@@ -5,7 +5,6 @@ driver/domain.py's Domain (which holds the look-ups and the definition)."""
 from __future__ import annotations
 
 import os
-import select
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
@@ -185,14 +184,7 @@ class Lifecycle:
             state = self.run_state()
         if state is None or not state.live or not runstate.supervisor_alive(state):
             return True
-        try:
-            fd = os.pidfd_open(state.supervisor_pid)
-        except ProcessLookupError:
-            return True
-        try:
-            return bool(select.select([fd], [], [], timeout)[0])
-        finally:
-            os.close(fd)
+        return procstat.wait_gone(state.supervisor_pid, timeout)
 
     def open_console(self, force: bool = False, port: int = 0) -> ConsoleStream:
         """Attach to a console: read its output, write input, forward the window size."""

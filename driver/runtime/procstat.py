@@ -3,6 +3,7 @@ process from a zombie, and the same process from a reused pid)."""
 
 from __future__ import annotations
 
+import errno
 import os
 
 
@@ -42,18 +43,43 @@ def kill_and_wait(pid: int, start: int, timeout: float = 10.0) -> None:
     import select
     import signal
 
-    try:
-        fd = os.pidfd_open(pid)
-    except ProcessLookupError:
+    fd = open_pidfd(pid)
+    if fd is None:
         return
     try:
         stat = read(pid)  # checked after pidfd_open: the fd now pins this very process
-        if stat is None or stat.start_time != start:
+        if stat is None or stat.start_time != start or stat.state == "Z":
             return
         signal.pidfd_send_signal(fd, signal.SIGKILL)
         select.select([fd], [], [], timeout)
     except ProcessLookupError:
         pass
+    finally:
+        os.close(fd)
+
+
+def open_pidfd(pid: int) -> int | None:
+    """A pidfd for `pid`, or None if that process is gone (ESRCH; or EINVAL, when its
+    pid is still referenced, by the peer credentials of a socket it used, say)."""
+    try:
+        return os.pidfd_open(pid)
+    except ProcessLookupError:
+        return None
+    except OSError as e:
+        if e.errno == errno.EINVAL:
+            return None
+        raise
+
+
+def wait_gone(pid: int, timeout: float) -> bool:
+    """Wait, at most `timeout` seconds, for `pid` to exit; whether it has."""
+    import select
+
+    fd = open_pidfd(pid)
+    if fd is None:
+        return True
+    try:
+        return bool(select.select([fd], [], [], timeout)[0])
     finally:
         os.close(fd)
 

@@ -139,16 +139,9 @@ def leftovers(conn: Connection) -> list[str]:
 
 def exits(pid: int, timeout: float = 10.0) -> bool:
     """Wait (a bound, not a delay) for process `pid` to exit; False if it does not."""
-    import select
+    from nsvirt.driver.runtime.procstat import wait_gone
 
-    try:
-        fd = os.pidfd_open(pid)
-    except ProcessLookupError:
-        return True
-    try:
-        return bool(select.select([fd], [], [], timeout)[0])
-    finally:
-        os.close(fd)
+    return wait_gone(pid, timeout)
 
 
 def holders_of(root: Path) -> list[tuple[int, str]]:

@@ -55,14 +55,7 @@ def alive(pid: int) -> bool:
 
 
 def gone_within(pid: int, timeout: float) -> bool:
-    try:
-        fd = os.pidfd_open(pid)
-    except ProcessLookupError:
-        return True
-    try:
-        return bool(select.select([fd], [], [], timeout)[0])
-    finally:
-        os.close(fd)
+    return procstat.wait_gone(pid, timeout)
 
 
 # ---------------------------------------------------------------- a stopped supervisor
