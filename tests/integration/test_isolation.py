@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import os
-import shutil
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -46,8 +46,8 @@ def test_host_processes_and_mounts_are_invisible(conn, rootfs: Path, shell_of) -
     sh = shell_of(dom)
     # a host process with a name nobody else has: the container must not see it
     marker = f"nsvirt-host-process-{os.getpid()}"
-    # (Popen returns once the child has exec'd: its cmdline is the marker by then)
-    host = subprocess.Popen([marker, "1000"], executable=shutil.which("sleep"))
+    # (Popen returns once the child has exec'd: its cmdline holds the marker by then)
+    host = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(1000)", marker])
     try:
         assert marker in Path(f"/proc/{host.pid}/cmdline").read_text()  # the host sees it
         inside = sh.run("cat /proc/[0-9]*/cmdline | tr '\\0' ' '")
