@@ -156,13 +156,13 @@ LEVEL_RETRIES = 50
 def make_levels(make: Callable[[], None]) -> None:
     """Run `make` (mkdir the partition's levels top-down, then the leaf). Another
     container's teardown removes partition levels it leaves empty, so a level made
-    here may vanish before the leaf is in it (ENOENT): make them again. Once the leaf
-    exists, its levels are not empty and stay."""
+    here may vanish before the leaf is in it (ENOENT; ENODEV from a file of a level
+    being removed): make them again. Once the leaf exists, its levels stay."""
     for attempt in range(LEVEL_RETRIES):
         try:
             return make()
-        except FileNotFoundError as e:
-            if attempt == LEVEL_RETRIES - 1:
+        except OSError as e:
+            if e.errno not in (errno.ENOENT, errno.ENODEV) or attempt == LEVEL_RETRIES - 1:
                 raise CgroupError(f"cannot make the cgroup levels: {e}") from None
 
 
