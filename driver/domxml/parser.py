@@ -603,12 +603,21 @@ def _interface(el: etree._Element) -> m.Interface:
         host_routes=_addresses(src, _route, "route") if src is not None else (),
         ips=_addresses(el, _ip, "ip"),
         routes=_addresses(el, _route, "route"),
-        target_dev=_attr(el.find("target"), "dev"),
+        target_dev=_chosen_host_name(_attr(el.find("target"), "dev")),
         guest_dev=_attr(el.find("guest"), "dev"),
         model=_attr(el.find("model"), "type"),
         link_state=_attr(el.find("link"), "state"),
         mtu=_int(mtu, "size") if mtu is not None else None,
     )
+
+
+# host-side names made by libvirt (vnetN, macvtapN…) or by nsvirt (nv<tag>-N): live state
+# of the run that made them, dropped as libvirt's define drops them
+_GENERATED_HOST_NAME = re.compile(r"(vnet|vif|macvtap|macvlan).*|nv([0-9a-f]{8}|system)-\d+")
+
+
+def _chosen_host_name(name: str | None) -> str | None:
+    return None if name is None or _GENERATED_HOST_NAME.fullmatch(name) else name
 
 
 def _chardev(el: etree._Element, index: int, target_type: str | None) -> m.CharDevice:

@@ -8,11 +8,12 @@ to start, not here.
 
 from __future__ import annotations
 
+import ipaddress
 import posixpath
 import unicodedata
 from collections.abc import Callable, Sequence
 
-from nsvirt.driver.domxml.model import DomainDef, IdMap
+from nsvirt.driver.domxml.model import DomainDef, IdMap, IpAddress, Route
 from nsvirt.driver.errors import ConfigError
 
 MAX_NAME_BYTES = 64  # the name becomes the container's hostname
@@ -156,6 +157,83 @@ def check_initenv_unique(d: DomainDef) -> None:
             )
 
 
+MAX_IFNAME_BYTES = 15  # IFNAMSIZ - 1
+
+
+def guest_names(d: DomainDef) -> list[str]:
+    """Each interface's name inside the container: <guest dev>, else ethN by position."""
+    return [i.guest_dev or f"eth{n}" for n, i in enumerate(d.devices.interfaces)]
+
+
+def check_interface_macs(d: DomainDef) -> None:
+    seen: dict[str, int] = {}
+    for n, iface in enumerate(d.devices.interfaces, 1):
+        path = f"/domain/devices/interface[{n}]/mac"
+        if iface.mac is None:
+            continue
+        if int(iface.mac.split(":")[0], 16) & 1:
+            raise ConfigError(f"MAC address {iface.mac} is a multicast address: an interface "
+                              "needs a unicast one (first byte even)", path=path)  # fmt: skip
+        if iface.mac in seen:
+            raise ConfigError(f"MAC address {iface.mac} is used by interface {seen[iface.mac]} "
+                              "too", path=path)  # fmt: skip
+        seen[iface.mac] = n
+
+
+def check_interface_names(d: DomainDef) -> None:
+    names = guest_names(d)
+    for n, iface in enumerate(d.devices.interfaces, 1):
+        for kind, name in (("guest", names[n - 1]), ("target", iface.target_dev)):
+            path = f"/domain/devices/interface[{n}]/{kind}"
+            if name is None:
+                continue
+            if len(name.encode()) > MAX_IFNAME_BYTES or "/" in name or name in (".", ".."):
+                raise ConfigError(f"{kind} device name '{name}' is not a valid interface "
+                                  f"name (at most {MAX_IFNAME_BYTES} bytes, no '/')",
+                                  path=path)  # fmt: skip
+        if names[n - 1] in names[: n - 1]:
+            first = names.index(names[n - 1]) + 1
+            raise ConfigError(f"guest device name '{names[n - 1]}' is also interface {first}'s "
+                              "(the default is ethN, N its position)",
+                              path=f"/domain/devices/interface[{n}]/guest")  # fmt: skip
+
+
+def _networks(ips: Sequence[IpAddress]) -> list[ipaddress.IPv4Network | ipaddress.IPv6Network]:
+    return [ipaddress.ip_interface(f"{ip.address}/{ip.prefix}").network
+            for ip in ips if ip.prefix is not None]  # fmt: skip
+
+
+def _check_ips(ips: Sequence[IpAddress], path: str) -> None:
+    for k, ip in enumerate(ips, 1):
+        version = ipaddress.ip_address(ip.address).version
+        if ip.family != f"ipv{version}":
+            raise ConfigError(f"address {ip.address} is not of family {ip.family}",
+                              path=f"{path}/ip[{k}]")  # fmt: skip
+        if ip.prefix is not None and ip.prefix > (32 if version == 4 else 128):
+            raise ConfigError(f"prefix {ip.prefix} does not fit the IPv{version} address "
+                              f"{ip.address}", path=f"{path}/ip[{k}]")  # fmt: skip
+
+
+def _check_gateways(ips: Sequence[IpAddress], routes: Sequence[Route], path: str) -> None:
+    subnets = _networks(ips)
+    peers = {ip.peer for ip in ips if ip.peer}
+    for k, route in enumerate(routes, 1):
+        gateway = ipaddress.ip_address(route.gateway)
+        if route.gateway in peers or any(gateway in net for net in subnets):
+            continue
+        raise ConfigError(f"route gateway {route.gateway} is outside every subnet of the "
+                          "interface", path=f"{path}/route[{k}]")  # fmt: skip
+
+
+def check_interface_addresses(d: DomainDef) -> None:
+    for n, iface in enumerate(d.devices.interfaces, 1):
+        path = f"/domain/devices/interface[{n}]"
+        _check_ips(iface.ips, path)
+        _check_ips(iface.host_ips, f"{path}/source")
+        _check_gateways(iface.ips, iface.routes, path)
+        _check_gateways(iface.host_ips, iface.host_routes, f"{path}/source")
+
+
 CHECKS: tuple[Callable[[DomainDef], None], ...] = (
     check_name,
     check_current_memory,
@@ -166,6 +244,9 @@ CHECKS: tuple[Callable[[DomainDef], None], ...] = (
     check_shared_namespace_values,
     check_console_ports,
     check_initenv_unique,
+    check_interface_macs,
+    check_interface_names,
+    check_interface_addresses,
 )
 
 

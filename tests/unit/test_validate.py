@@ -27,8 +27,23 @@ def share(kind: str, type_: str, value: str) -> m.SharedNamespace:
     return m.SharedNamespace(kind, type_, value)
 
 
-def bridge() -> m.Interface:
-    return m.Interface(type="bridge", mac=None, source="br0")
+def bridge(mac: str | None = None, guest: str | None = None, target: str | None = None,
+           ips: tuple = (), routes: tuple = ()) -> m.Interface:  # fmt: skip
+    return m.Interface(type="bridge", mac=mac, source="br0", guest_dev=guest,
+                       target_dev=target, ips=ips, routes=routes)  # fmt: skip
+
+
+def ip(address: str, prefix: int | None = None, family: str = "", peer: str | None = None):
+    family = family or ("ipv6" if ":" in address else "ipv4")
+    return m.IpAddress(address, family, prefix, peer)
+
+
+def route(gateway: str, address: str = "0.0.0.0") -> m.Route:
+    return m.Route(address=address, gateway=gateway)
+
+
+def nics(*ifaces: m.Interface) -> m.DomainDef:
+    return replace(BASE, devices=devices(interfaces=ifaces))
 
 
 def devices(**kw: object) -> m.Devices:
@@ -233,6 +248,96 @@ CASES: dict = {
                 ),
                 "/domain/devices/serial[2]/target",
                 "serial port 1 is used more than once",
+            ),
+        ],
+    ),
+    validate.check_interface_macs: (
+        [nics(bridge("52:54:00:00:00:01"), bridge("52:54:00:00:00:02"), bridge())],
+        [
+            (
+                nics(bridge("01:00:5e:00:00:01")),
+                "/domain/devices/interface[1]/mac",
+                "01:00:5e:00:00:01 is a multicast address",
+            ),
+            (
+                nics(bridge("52:54:00:00:00:01"), bridge("52:54:00:00:00:01")),
+                "/domain/devices/interface[2]/mac",
+                "is used by interface 1 too",
+            ),
+        ],
+    ),
+    validate.check_interface_names: (
+        [
+            nics(bridge(), bridge()),
+            nics(bridge(guest="wan"), bridge(guest="eth0")),
+            nics(bridge(target="veth-web-0")),
+        ],
+        [
+            (
+                nics(bridge(guest="a-very-long-name0")),
+                "/domain/devices/interface[1]/guest",
+                "'a-very-long-name0' is not a valid interface name",
+            ),
+            (
+                nics(bridge(guest="a/b")),
+                "/domain/devices/interface[1]/guest",
+                "'a/b' is not a valid interface name",
+            ),
+            (
+                nics(bridge(target="x" * 16)),
+                "/domain/devices/interface[1]/target",
+                "is not a valid interface name",
+            ),
+            (
+                nics(bridge(guest="lan"), bridge(guest="lan")),
+                "/domain/devices/interface[2]/guest",
+                "'lan' is also interface 1's",
+            ),
+            (
+                nics(bridge(), bridge(guest="eth0")),
+                "/domain/devices/interface[2]/guest",
+                "'eth0' is also interface 1's",
+            ),
+        ],
+    ),
+    validate.check_interface_addresses: (
+        [
+            nics(
+                bridge(
+                    ips=(ip("192.0.2.2", 24), ip("2001:db8::2", 64)),
+                    routes=(route("192.0.2.1"), route("2001:db8::1", "::")),
+                )
+            ),
+            nics(
+                bridge(ips=(ip("192.0.2.2", 32, peer="192.0.2.1"),), routes=(route("192.0.2.1"),))
+            ),
+            nics(bridge()),
+        ],
+        [
+            (
+                nics(bridge(ips=(ip("192.0.2.2", 33),))),
+                "/domain/devices/interface[1]/ip[1]",
+                "prefix 33 does not fit the IPv4 address 192.0.2.2",
+            ),
+            (
+                nics(bridge(ips=(ip("2001:db8::2", 129),))),
+                "/domain/devices/interface[1]/ip[1]",
+                "prefix 129 does not fit the IPv6",
+            ),
+            (
+                nics(bridge(ips=(ip("192.0.2.2", 24, family="ipv6"),))),
+                "/domain/devices/interface[1]/ip[1]",
+                "is not of family ipv6",
+            ),
+            (
+                nics(bridge(ips=(ip("192.0.2.2", 24),), routes=(route("198.51.100.1"),))),
+                "/domain/devices/interface[1]/route[1]",
+                "gateway 198.51.100.1 is outside every subnet",
+            ),
+            (
+                nics(bridge(routes=(route("192.0.2.1"),))),
+                "/domain/devices/interface[1]/route[1]",
+                "is outside every subnet",
             ),
         ],
     ),
