@@ -26,6 +26,7 @@ from nsvirt.driver.errors import (
     XMLSyntaxError,
 )
 from nsvirt.driver.lifecycle import Lifecycle
+from nsvirt.driver.netops import Interfaces
 from nsvirt.driver.state import files, runstate
 from nsvirt.driver.state.runstate import RunState, RunStateError
 from nsvirt.driver.state.states import DomainState
@@ -44,7 +45,7 @@ class DomainInfo:
     cpu_time: int  # ns
 
 
-class Domain(Lifecycle):
+class Domain(Lifecycle, Interfaces):
     def __init__(self, conn: Connection, name: str, uuid: str) -> None:
         self.conn = conn
         self.name = name
@@ -211,7 +212,7 @@ class Domain(Lifecycle):
             if live:
                 state = self._live()
                 dom = change(domxml.load_trusted(paths.live_xml(self.name).read_bytes()))
-                self._write_live_xml(dom, state.supervisor_pid, state.consoles)
+                self._write_live_xml(dom, state.supervisor_pid, state.consoles, state.interfaces)
 
     def autostart(self) -> bool:
         return self.conn.paths.autostart_link(self.name).is_symlink()

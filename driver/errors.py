@@ -87,3 +87,10 @@ class OperationForbidden(DriverError):
 
 class FileError(DriverError):
     """A file that cannot be read as asked; str() is the whole message."""
+
+
+class InvalidArgument(DriverError):
+    """libvirt's VIR_ERR_INVALID_ARG."""
+
+    def __init__(self, what: str) -> None:
+        super().__init__(f"invalid argument: {what}")

@@ -60,28 +60,36 @@ class Lifecycle:
         from nsvirt.driver.launch import hostfacts, launcher, plan, sharing
 
         join = sharing.namespaces_to_join(self.conn, dom)
+        bridges = _network_bridges(self.conn, dom)
         facts = hostfacts.detect()
-        launch_plan = plan.build(dom, facts, partition=self.conn.partition_for(dom), join=join)
+        launch_plan = plan.build(dom, facts, partition=self.conn.partition_for(dom), join=join,
+                                 bridges=bridges)  # fmt: skip
         try:
             info = launcher.launch(self.conn.paths, launch_plan, persistent=persistent)
         except launcher.StartFailed as e:
             raise InternalError(str(e)) from None
         try:
-            self._write_live_xml(dom, info["pid"], info["consoles"])
+            self._write_live_xml(dom, info["pid"], info["consoles"], info.get("interfaces", []))
         except OSError as e:  # a full disk: a domain nobody could see must not run on
             self._call({"op": "destroy"}, answer_timeout())
             raise InternalError(f"cannot write the live definition: {e.strerror}; "
                                 "the domain was destroyed") from None  # fmt: skip
 
-    def _write_live_xml(self, dom: m.DomainDef, pid: int, ttys: list[str]) -> None:
-        """The running domain's XML: its id and its consoles' ptys, as dumpxml shows them."""
+    def _write_live_xml(self, dom: m.DomainDef, pid: int, ttys: list[str],
+                        interfaces: list[dict[str, Any]]) -> None:  # fmt: skip
+        """The running domain's XML: its id, its consoles' ptys and its interfaces'
+        host-side names, as dumpxml shows them."""
         from nsvirt.driver import domxml
         from nsvirt.driver.domxml.model import CharDevice
 
         declared = dom.devices.consoles or (CharDevice(port=0),)
         pairs = enumerate(zip(declared, ttys, strict=False))
         consoles = tuple(replace(c, tty=tty, alias=f"console{i}") for i, (c, tty) in pairs)
-        live = replace(dom, id=pid, devices=replace(dom.devices, consoles=consoles))
+        made = {i["mac"]: i for i in interfaces}
+        nics = tuple(replace(i, target_dev=made[i.mac]["host"] or i.target_dev)
+                     if i.mac in made else i for i in dom.devices.interfaces)  # fmt: skip
+        devices = replace(dom.devices, consoles=consoles, interfaces=nics)
+        live = replace(dom, id=pid, devices=devices)
         files.write_atomic(self.conn.paths.live_xml(self.name), domxml.format(live).encode(),
                            durable=False)  # fmt: skip
 
@@ -111,9 +119,13 @@ class Lifecycle:
         if stat is not None and stat.state not in ("T", "t"):  # a stopped one cannot answer
             try:
                 self._call({"op": "destroy"}, answer_timeout())
+                # the kernel removes the host ends with the container's network
+                # namespace, but asynchronously: when destroy returns they are gone
+                runstate.remove_host_interfaces(state)
                 return
             except InternalError:
                 if not self.is_active():  # a supervisor that just finished stopping
+                    runstate.remove_host_interfaces(state)
                     return
         with self._lock():
             now = self._run_state_locked()
@@ -206,3 +218,13 @@ class Lifecycle:
             )
         sock.settimeout(None)
         return ConsoleStream(sock)
+
+
+def _network_bridges(conn: Connection, dom: m.DomainDef) -> dict[str, str]:
+    """The bridge of each network the domain's interfaces name (active, or an error)."""
+    names = {i.source for i in dom.devices.interfaces if i.type == "network" and i.source}
+    if not names:
+        return {}
+    from nsvirt.driver.network import networks
+
+    return {name: networks.active_bridge(conn, name) for name in names}

@@ -8,6 +8,7 @@ randomness and the host come in, once, and the result is what gets stored.
 from __future__ import annotations
 
 import os
+import re
 import uuid as uuidlib
 from dataclasses import replace
 
@@ -25,6 +26,16 @@ COMPAT_ARCHES = {
 MAC_PREFIX = "52:54:00"  # libvirt's prefix for generated guest MACs
 
 
+# host-side names made by libvirt (vnetN, macvtapN…) or by nsvirt (nv<tag>-N): live state
+# of the run that made them (a dump's), dropped as libvirt's define drops them
+GENERATED_HOST_NAME = re.compile(r"(vnet|vif|macvtap|macvlan).*|nv([0-9a-f]{8}|system)-\d+")
+
+
+def chosen_host_name(name: str | None) -> str | None:
+    """A <target dev> the user chose; None for one a run generated."""
+    return None if name is None or GENERATED_HOST_NAME.fullmatch(name) else name
+
+
 def random_mac() -> str:
     return MAC_PREFIX + "".join(f":{b:02x}" for b in os.urandom(3))
 
@@ -39,7 +50,8 @@ def at_define(dom: m.DomainDef, host_arch: str, uuid: str | None = None) -> m.Do
             f"{host_arch} host (supported: {', '.join(allowed)})"
         )
     interfaces = tuple(
-        i if i.mac is not None else replace(i, mac=random_mac()) for i in dom.devices.interfaces
+        replace(i, mac=i.mac or random_mac(), target_dev=chosen_host_name(i.target_dev))
+        for i in dom.devices.interfaces
     )
     return replace(
         dom,

@@ -43,11 +43,11 @@ def _schema_dir() -> Path:
 
 
 @functools.cache
-def schema() -> xmlschema.XMLSchema11:
-    """Build the domain schema once per process (xmlschema costs ~250 ms to import)."""
+def schema(name: str = "domain.xsd") -> xmlschema.XMLSchema11:
+    """Build a schema once per process (xmlschema costs ~250 ms to import)."""
     import xmlschema
 
-    return xmlschema.XMLSchema11(str(_schema_dir() / "domain.xsd"))
+    return xmlschema.XMLSchema11(str(_schema_dir() / name))
 
 
 class Document:
@@ -80,10 +80,18 @@ def read(data: bytes, source: str = "", *, with_schema: bool = True) -> Document
     return Document(root, source)
 
 
+def read_tree(data: bytes, source: str, root_tag: str, schema_file: str) -> etree._Element:
+    """Another kind of document (a network): the same hardened parse, bounds and schema
+    errors, with its own root element and schema."""
+    root = _parse_hardened(data, source, root_tag)
+    _validate_schema(root, source, schema_file)
+    return root
+
+
 # ---------------------------------------------------------------- parsing
 
 
-def _parse_hardened(data: bytes, source: str) -> etree._Element:
+def _parse_hardened(data: bytes, source: str, root_tag: str = "domain") -> etree._Element:
     if len(data) > MAX_BYTES:
         raise XMLSyntaxError(
             f"document is larger than the limit of {MAX_BYTES} bytes", source=source
@@ -104,7 +112,7 @@ def _parse_hardened(data: bytes, source: str) -> etree._Element:
         # No DTDs at all: they carry entity bombs and external entities.
         line = text.count("\n", 0, doctype.start()) + 1
         raise XMLSyntaxError(
-            "DOCTYPE is not allowed in a domain document", source=source, line=line
+            f"DOCTYPE is not allowed in a {root_tag} document", source=source, line=line
         )
     parser = etree.XMLParser(
         resolve_entities=False,
@@ -129,16 +137,16 @@ def _parse_hardened(data: bytes, source: str) -> etree._Element:
             line=root.sourceline,
             path="/domain/@type",
         )
-    if root.tag != "domain":
+    if root.tag != root_tag:
         raise XMLValidationError(
-            f"expected root element <domain>, found <{_qname(root)}>",
+            f"expected root element <{root_tag}>, found <{_qname(root)}>",
             source=source,
             line=root.sourceline,
             path=_xpath(root),
         )
     for el in root.iter(f"{{{XINCLUDE_NS}}}*"):
         raise XMLValidationError(
-            "XInclude is not allowed in a domain document",
+            f"XInclude is not allowed in a {root_tag} document",
             source=source,
             line=el.sourceline,
             path=_xpath(el),
@@ -169,8 +177,8 @@ def _check_bounds(root: etree._Element, source: str) -> None:
             )  # fmt: skip
 
 
-def _validate_schema(root: etree._Element, source: str) -> None:
-    for err in schema().iter_errors(root.getroottree()):
+def _validate_schema(root: etree._Element, source: str, schema_file: str = "domain.xsd") -> None:
+    for err in schema(schema_file).iter_errors(root.getroottree()):
         elem = err.elem if err.elem is not None else root
         index = getattr(err, "index", None)
         reason = err.reason or "invalid"
@@ -603,21 +611,12 @@ def _interface(el: etree._Element) -> m.Interface:
         host_routes=_addresses(src, _route, "route") if src is not None else (),
         ips=_addresses(el, _ip, "ip"),
         routes=_addresses(el, _route, "route"),
-        target_dev=_chosen_host_name(_attr(el.find("target"), "dev")),
+        target_dev=_attr(el.find("target"), "dev"),
         guest_dev=_attr(el.find("guest"), "dev"),
         model=_attr(el.find("model"), "type"),
         link_state=_attr(el.find("link"), "state"),
         mtu=_int(mtu, "size") if mtu is not None else None,
     )
-
-
-# host-side names made by libvirt (vnetN, macvtapN…) or by nsvirt (nv<tag>-N): live state
-# of the run that made them, dropped as libvirt's define drops them
-_GENERATED_HOST_NAME = re.compile(r"(vnet|vif|macvtap|macvlan).*|nv([0-9a-f]{8}|system)-\d+")
-
-
-def _chosen_host_name(name: str | None) -> str | None:
-    return None if name is None or _GENERATED_HOST_NAME.fullmatch(name) else name
 
 
 def _chardev(el: etree._Element, index: int, target_type: str | None) -> m.CharDevice:

@@ -14,6 +14,7 @@ import unicodedata
 from collections.abc import Callable, Sequence
 
 from nsvirt.driver.domxml.model import DomainDef, IdMap, IpAddress, Route
+from nsvirt.driver.domxml.netaddr import address_prefix
 from nsvirt.driver.errors import ConfigError
 
 MAX_NAME_BYTES = 64  # the name becomes the container's hostname
@@ -199,8 +200,8 @@ def check_interface_names(d: DomainDef) -> None:
 
 
 def _networks(ips: Sequence[IpAddress]) -> list[ipaddress.IPv4Network | ipaddress.IPv6Network]:
-    return [ipaddress.ip_interface(f"{ip.address}/{ip.prefix}").network
-            for ip in ips if ip.prefix is not None]  # fmt: skip
+    return [ipaddress.ip_interface(f"{ip.address}/{address_prefix(ip.address, ip.prefix)}").network
+            for ip in ips]  # fmt: skip
 
 
 def _check_ips(ips: Sequence[IpAddress], path: str) -> None:

@@ -69,10 +69,22 @@ def launch(paths: Paths, plan: LaunchPlan, *, persistent: bool) -> dict[str, Any
         attempt = _from_running(paths, config, log_fd) or _fresh(config, log_fd, name)
     finally:
         os.close(log_fd)
+    made: list[dict[str, Any]] = []  # the interfaces this start made
     try:
         attempt.sock.sendall(b"go\n")
-        line = protocol.read_line(attempt.sock, start_timeout(config))
-        line = line.decode(errors="replace").strip()
+        while True:
+            line = protocol.read_line(attempt.sock, start_timeout(config))
+            line = line.decode(errors="replace").strip()
+            if not line.startswith("net "):
+                break
+            # init waits in its network namespace: make the interfaces there, from here,
+            # where pyroute2 is at hand (the supervisor never loads it)
+            made = _make_interfaces(paths, plan, json.loads(line.removeprefix("net ")))
+            attempt.sock.sendall(b"net-ok " + json.dumps(made).encode() + b"\n")
+    except _NetFailed as e:
+        attempt.sock.sendall(f"net-error: {e}\n".encode())
+        line = protocol.read_line(attempt.sock, start_timeout(config)).decode(errors="replace")
+        line = line.strip()
     except (OSError, TimeoutError, protocol.ProtocolError):
         line = ""
     finally:
@@ -81,9 +93,22 @@ def launch(paths: Paths, plan: LaunchPlan, *, persistent: bool) -> dict[str, Any
         return json.loads(line.removeprefix("running "))
     if line.startswith("error: "):  # it cleaned up after itself
         raise StartFailed(line.removeprefix("error: "))
-    _clean_after(paths, plan, attempt, persistent)
+    _clean_after(paths, plan, attempt, persistent, made)
     raise InternalError(f"the supervisor of '{name}' died or stopped answering during start "
                         f"(see {paths.log(name)})")  # fmt: skip
+
+
+class _NetFailed(Exception):
+    """The interfaces could not be made; str() is why."""
+
+
+def _make_interfaces(paths: Paths, plan: LaunchPlan, request: dict[str, Any]) -> list[dict]:
+    from nsvirt.driver.network.attach import attach
+
+    try:
+        return attach(plan.interfaces, int(request["init_pid"]), paths.tag())
+    except OSError as e:
+        raise _NetFailed(str(e)) from None
 
 
 def _read_hello(sock: socket.socket, timeout: float) -> dict[str, Any] | None:
@@ -120,6 +145,8 @@ def _from_running(paths: Paths, config: SupervisorConfig, log_fd: int) -> _Attem
         stat = procstat.read(state.supervisor_pid)
         if stat is None or stat.state in ("T", "t"):  # stopped: it would not answer
             continue
+        if not _shares_namespaces(state.supervisor_pid):  # its fork would live there
+            continue
         ours, theirs = socket.socketpair()
         try:
             with protocol.connect(paths.socket(other), timeout=DONOR_TIMEOUT) as sock:
@@ -136,6 +163,18 @@ def _from_running(paths: Paths, config: SupervisorConfig, log_fd: int) -> _Attem
             return _Attempt(ours, hello)
         ours.close()  # given up: a late fork of this attempt finds no one to say go
     return None
+
+
+def _shares_namespaces(pid: int) -> bool:
+    """Is `pid` in this thread's network and mount namespaces? A supervisor forked from
+    a donor lives in the donor's: its container's interfaces must be ours."""
+    try:
+        return all(
+            os.stat(f"/proc/{pid}/ns/{ns}").st_ino == os.stat(f"/proc/thread-self/ns/{ns}").st_ino
+            for ns in ("net", "mnt")
+        )
+    except OSError:
+        return False
 
 
 def _fresh(config: SupervisorConfig, log_fd: int, name: str) -> _Attempt:
@@ -161,11 +200,16 @@ def _fresh(config: SupervisorConfig, log_fd: int, name: str) -> _Attempt:
     return _Attempt(ours, hello)
 
 
-def _clean_after(paths: Paths, plan: LaunchPlan, attempt: _Attempt, persistent: bool) -> None:
+def _clean_after(paths: Paths, plan: LaunchPlan, attempt: _Attempt, persistent: bool,
+                 made: list[dict[str, Any]]) -> None:  # fmt: skip
     """A supervisor died, or stopped answering, during start: make sure it is gone,
     then remove what it left. Its cgroup is this start's (launch checked that no
     other container ran there, and the domain's lock keeps others out)."""
     procstat.kill_and_wait(attempt.pid, attempt.start)
+    if made:  # host ends of interfaces made for it (its init may not have died yet)
+        from nsvirt.driver.network.attach import remove_host_ends
+
+        remove_host_ends(i["host"] for i in made)
     cgroup = backend_for(plan.facts, plan.cgroup_partition, plan.cgroup_name)
     runstate.teardown(paths, plan.name, cgroup, final_reason=None, persistent=persistent)
     files.remove(paths.state(plan.name), durable=False)

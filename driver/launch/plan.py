@@ -12,6 +12,7 @@ from dataclasses import dataclass, field, fields, is_dataclass
 
 from nsvirt.driver.domxml import model as m
 from nsvirt.driver.domxml.capabilities import ALL_CAPS
+from nsvirt.driver.domxml.netaddr import address_prefix, route_prefix
 from nsvirt.driver.domxml.units import format_cpuset, parse_cpuset
 from nsvirt.driver.errors import Unsupported
 from nsvirt.driver.launch.hostfacts import HostFacts
@@ -79,6 +80,41 @@ class DevNode:
 
 
 @dataclass(frozen=True, slots=True)
+class NetAddr:
+    address: str
+    prefix: int
+    peer: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class NetRoute:
+    dest: str
+    prefix: int
+    gateway: str
+    metric: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class NetIface:
+    """One interface as network/attach.py makes it (a `network` resolved to its bridge)."""
+
+    type: str  # bridge | network | ethernet | direct
+    guest: str  # the name inside
+    mac: str
+    host: str | None  # <target dev>; None: nv<tag>-N, made at start
+    bridge: str | None  # the host end joins it (bridge, network)
+    network: str | None  # the network's name (network)
+    source_dev: str | None  # direct: the host device
+    mode: str | None  # direct: vepa | bridge | private | passthrough
+    mtu: int | None
+    up: bool  # <link state='down'/>: False
+    ips: tuple[NetAddr, ...] = ()
+    routes: tuple[NetRoute, ...] = ()
+    host_ips: tuple[NetAddr, ...] = ()  # ethernet: on the host end
+    host_routes: tuple[NetRoute, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
 class Limits:
     """Cgroup settings, backend-neutral (each backend maps them to its files)."""
 
@@ -121,6 +157,7 @@ class LaunchPlan:
     group: str | None
     consoles: int
     privnet: bool
+    interfaces: tuple[NetIface, ...]
     on_poweroff: str
     on_reboot: str
     on_crash: str
@@ -148,7 +185,15 @@ class LaunchPlan:
         d["keep_caps"] = tuple(d["keep_caps"])
         d["argv"] = tuple(d["argv"])
         d["env"] = tuple(tuple(e) for e in d["env"])
+        d["interfaces"] = tuple(_iface(x) for x in d["interfaces"])
         return cls(**d)
+
+
+def _iface(d: dict) -> NetIface:
+    for key, cls in (("ips", NetAddr), ("host_ips", NetAddr), ("routes", NetRoute),
+                     ("host_routes", NetRoute)):  # fmt: skip
+        d[key] = tuple(cls(**x) for x in d[key])
+    return NetIface(**d)
 
 
 def _plain(value: object) -> object:
@@ -165,8 +210,6 @@ def _plain(value: object) -> object:
 def check_supported(dom: m.DomainDef) -> None:
     """Refuse what later issues build, before anything is created."""
     dev = dom.devices
-    if dev.interfaces:
-        raise Unsupported("<interface> is not supported yet")
     if dev.hostdevs:
         raise Unsupported("<hostdev> is not supported yet")
     if dev.disks:
@@ -301,8 +344,41 @@ def shutdown_signal(init: str) -> str:
     return "SIGRTMIN+4" if init.rsplit("/", 1)[-1] == "systemd" else "SIGTERM"
 
 
+def _addrs(ips: tuple[m.IpAddress, ...]) -> tuple[NetAddr, ...]:
+    return tuple(NetAddr(i.address, address_prefix(i.address, i.prefix), i.peer) for i in ips)
+
+
+def _routes(routes: tuple[m.Route, ...]) -> tuple[NetRoute, ...]:
+    return tuple(NetRoute(r.address, route_prefix(r.address, r.prefix, r.netmask), r.gateway,
+                          r.metric) for r in routes)  # fmt: skip
+
+
+def interfaces(dom: m.DomainDef, bridges: dict[str, str]) -> tuple[NetIface, ...]:
+    """The domain's interfaces for attach; `bridges` maps each network's name to its
+    bridge (resolved by the caller: a network's state is the host's)."""
+    out = []
+    for n, i in enumerate(dom.devices.interfaces):
+        if i.mac is None:
+            raise Unsupported(f"interface {n + 1} has no MAC address (define gives it one)")
+        bridge = i.source if i.type == "bridge" else bridges.get(i.source or "")
+        out.append(NetIface(
+            type=i.type, guest=i.guest_dev or f"eth{n}", mac=i.mac, host=i.target_dev,
+            bridge=bridge if i.type in ("bridge", "network") else None,
+            network=i.source if i.type == "network" else None,
+            source_dev=i.source if i.type == "direct" else None, mode=i.source_mode,
+            mtu=i.mtu, up=i.link_state != "down", ips=_addrs(i.ips), routes=_routes(i.routes),
+            host_ips=_addrs(i.host_ips), host_routes=_routes(i.host_routes),
+        ))  # fmt: skip
+    return tuple(out)
+
+
 def build(
-    dom: m.DomainDef, facts: HostFacts, *, partition: str, join: tuple[tuple[str, str], ...] = ()
+    dom: m.DomainDef,
+    facts: HostFacts,
+    *,
+    partition: str,
+    join: tuple[tuple[str, str], ...] = (),
+    bridges: dict[str, str] | None = None,
 ) -> LaunchPlan:
     """Turn a checked definition into the launch plan (raises Unsupported)."""
     check_supported(dom)
@@ -312,7 +388,7 @@ def build(
     namespaces = ["user"] if userns else []
     namespaces += ["mnt", "pid"]
     namespaces += [k for k in ("uts", "ipc") if k not in joined]
-    if dom.privnet and "net" not in joined:
+    if (dom.privnet or dom.devices.interfaces) and "net" not in joined:
         namespaces.append("net")
     root_fs = next((f for f in dom.devices.filesystems if f.target == "/"), None)
     caps = keep_caps(dom)
@@ -343,6 +419,7 @@ def build(
         group=dom.os.initgroup,
         consoles=max(1, len(dom.devices.consoles)),
         privnet="net" in namespaces,
+        interfaces=interfaces(dom, bridges or {}),
         on_poweroff=dom.on_poweroff,
         on_reboot=dom.on_reboot,
         on_crash=dom.on_crash,

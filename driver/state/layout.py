@@ -51,6 +51,49 @@ class Paths:
         return self.root / "var/log/nsvirt/lxc"
 
     @property
+    def network_config_dir(self) -> Path:
+        return self.root / "etc/nsvirt/network"
+
+    @property
+    def network_run_dir(self) -> Path:
+        return self.root / "run/nsvirt/network"
+
+    def network_config(self, name: str) -> Path:
+        return self.network_config_dir / f"{name}.xml"
+
+    def network_autostart(self, name: str) -> Path:
+        return self.network_config_dir / "autostart" / f"{name}.xml"
+
+    def network_state(self, name: str) -> Path:
+        return self.network_run_dir / f"{name}.json"
+
+    def network_lock(self, name: str) -> Path:
+        return self.network_run_dir / f"{name}.lock"
+
+    def network_files(self, name: str) -> Path:
+        """The network's DHCP server's files (config, pid, leases, log)."""
+        return self.network_run_dir / f"{name}.d"
+
+    def ensure_network_dirs(self) -> None:
+        for d in (self.network_config_dir, self.network_config_dir / "autostart",
+                  self.network_run_dir):  # fmt: skip
+            d.mkdir(mode=0o700, parents=True, exist_ok=True)
+
+    def network_names(self) -> list[str]:
+        try:
+            entries = os.listdir(self.network_config_dir)
+        except FileNotFoundError:
+            return []
+        return sorted(e[:-4] for e in entries if e.endswith(".xml") and not e.startswith("."))
+
+    def active_network_names(self) -> list[str]:
+        try:
+            entries = os.listdir(self.network_run_dir)
+        except FileNotFoundError:
+            return []
+        return sorted(e[:-5] for e in entries if e.endswith(".json") and not e.startswith("."))
+
+    @property
     def define_lock(self) -> Path:
         """Held by define, create and undefine: names and uuids stay unique."""
         return self.run_dir / ".define.lock"

@@ -47,7 +47,9 @@ _FIELDS: dict[str, tuple[type | tuple[type, ...], Any]] = {
     "started_at": ((int, float), 0.0),
     "protocol": (int, 0),  # of the control socket
     "code": (str, ""),  # supervisor/signature.py: who may fork a new supervisor
+    "interfaces": (list, []),  # network/attach.py: host, guest, mac, type, source of each
 }
+_OPTIONAL = ("interfaces",)  # added later: a file written before has none
 _SHUTOFF_FIELDS = ("format", "name", "state", "reason")
 
 
@@ -108,6 +110,8 @@ class RunState:
         for name in required:
             kind = _FIELDS[name][0]
             if name not in raw:
+                if name in _OPTIONAL:
+                    continue
                 raise RunStateError(source, f"field '{name}' is missing")
             value = raw[name]
             if not isinstance(value, kind) or (kind is int and isinstance(value, bool)):
@@ -198,6 +202,17 @@ def backend_of(state: RunState) -> Any:
     return backend_for(state.facts, state.cgroup_partition, state.cgroup_name)
 
 
+def remove_host_interfaces(state: RunState) -> None:
+    """Delete the host-side devices the run's interfaces left (a client cleans after a
+    dead supervisor; normally they go with the container's network namespace)."""
+    hosts = [i.get("host") for i in state.interfaces if isinstance(i, dict) and i.get("host")]
+    if hosts:
+        from nsvirt.driver.network.attach import remove_host_ends  # pyroute2: only here
+
+        with contextlib.suppress(OSError):
+            remove_host_ends(hosts)
+
+
 def clean_after_dead_supervisor(paths: Paths, state: RunState) -> None:
     """Kill and remove what a dead supervisor left; mark the domain crashed."""
     try:
@@ -205,3 +220,4 @@ def clean_after_dead_supervisor(paths: Paths, state: RunState) -> None:
     except (KeyError, ValueError, OSError):
         cgroup = None
     teardown(paths, state.name, cgroup, final_reason="crashed", persistent=state.persistent)
+    remove_host_interfaces(state)

@@ -62,6 +62,8 @@ class Controller:
         self.state, self.reason = RUNNING, "booted"
         self.intent = Intent.NONE
         self.waiters: list[Client] = []  # replied to when init has stopped or restarted
+        self.interfaces: list[dict[str, Any]] = []  # as network/attach.py made them
+        self.plan_json = config.plan_json
         self.started_at = time.time()
         self.start_ticks = procstat.start_time(os.getpid())  # with the pid: who we are
 
@@ -79,8 +81,9 @@ class Controller:
         log(f"started {self.name}: init pid {self.init_pid}")
         self.faults.point("running")
         ttys = [c.tty for c in self.consoles]
-        self._answer("running " + json.dumps({"pid": os.getpid(), "init_pid": self.init_pid,
-                                              "consoles": ttys}))  # fmt: skip
+        word = {"pid": os.getpid(), "init_pid": self.init_pid, "consoles": ttys,
+                "interfaces": self.interfaces}  # fmt: skip
+        self._answer("running " + json.dumps(word))
         self._serve()
         return 0
 
@@ -107,7 +110,47 @@ class Controller:
         ttys = [c.tty for c in self.consoles]
         context = child.InitContext(mountpoint, ttys, self.cgroup.describe())
         self.init_pid = startup.start_init(self.plan, self.cgroup, context, self.faults,
-                                           self.handshake_timeout)  # fmt: skip
+                                           self.handshake_timeout, self._net_setup)  # fmt: skip
+
+    def _net_setup(self, init_pid: int) -> None:
+        """Make the interfaces in init's network namespace: by the launcher, which waits
+        for this start and has pyroute2 at hand, or for a restart by a helper process
+        (the supervisor never imports pyroute2)."""
+        if self.handshake is not None:
+            self.interfaces = self._net_by_launcher(init_pid)
+        else:
+            self.interfaces = self._net_by_helper(init_pid)
+        made = ", ".join(f"{i['guest']} ({i['host'] or i['type']})" for i in self.interfaces)
+        log(f"interfaces: {made}")
+
+    def _net_by_launcher(self, init_pid: int) -> list[dict[str, Any]]:
+        assert self.handshake is not None
+        self.handshake.sendall(f"net {json.dumps({'init_pid': init_pid})}\n".encode())
+        try:
+            line = protocol.read_line(self.handshake, self.handshake_timeout).decode().strip()
+        except (OSError, TimeoutError, protocol.ProtocolError) as e:
+            raise child.StartError(f"no answer about the network: {e}") from None
+        if line.startswith("net-ok "):
+            return json.loads(line.removeprefix("net-ok "))
+        raise child.StartError(line.removeprefix("net-error: ") or "the network was not set up")
+
+    def _net_by_helper(self, init_pid: int) -> list[dict[str, Any]]:
+        import subprocess
+        import sys
+
+        request = {"plan": self.plan_json, "init_pid": init_pid, "tag": self.paths.tag()}
+        try:
+            proc = subprocess.run(
+                [sys.executable, "-I", "-m", "nsvirt.driver.network.helper"],
+                input=json.dumps(request).encode(), capture_output=True, cwd="/",
+                timeout=self.handshake_timeout,
+            )  # fmt: skip
+        except subprocess.TimeoutExpired:
+            raise child.StartError("the network helper did not finish in time") from None
+        if proc.returncode != 0:
+            lines = proc.stderr.decode(errors="replace").strip().splitlines()
+            raise child.StartError(lines[-1] if lines else "the network helper failed")
+        return json.loads(proc.stdout)
 
     def _answer(self, text: str) -> None:
         if self.handshake is not None:
@@ -137,7 +180,7 @@ class Controller:
             cgroup=self.cgroup.describe(), cgroup_partition=self.plan.cgroup_partition,
             cgroup_name=self.plan.cgroup_name, facts=self.plan.facts,
             persistent=self.persistent, started_at=self.started_at,
-            protocol=protocol.VERSION, code=running_signature(),
+            protocol=protocol.VERSION, code=running_signature(), interfaces=self.interfaces,
         )  # fmt: skip
 
     def write_state(self) -> None:
@@ -190,6 +233,15 @@ class Controller:
             self.state, self.reason = before
             undo()
             raise RequestError(f"cannot record the new state: {e.strerror}") from None
+
+    def set_interfaces(self, interfaces: list[dict[str, Any]]) -> None:
+        before = self.interfaces
+        self.interfaces = interfaces
+        try:
+            self.write_state()
+        except OSError as e:
+            self.interfaces = before
+            raise RequestError(f"cannot record the interfaces: {e.strerror}") from None
 
     def wait_for_stop(self, client: Client) -> None:
         self.waiters.append(client)

@@ -1,8 +1,8 @@
 """Fault injection for tests: `NSVIRT_FAULT=<stage>` SIGKILLs the supervisor at that
 stage, `NSVIRT_FAULT=stop:<stage>` SIGSTOPs it there.
 
-Stages, in start order: cgroup, forked, mapped, init, continue, running; and
-`request`: when a control request arrives. The client passes the setting in the
+Stages, in start order: cgroup, forked, mapped, init, (network,) continue,
+running; and `request`: when a control request arrives. The client passes the setting in the
 supervisor's config (a supervisor forked from a running one does not see the
 client's environment).
 """
@@ -13,7 +13,9 @@ import os
 import signal
 
 START_STAGES = ("cgroup", "forked", "mapped", "init", "continue", "running")
-STAGES = (*START_STAGES, "request")
+# with an <interface>: after the interfaces are made, before init goes on
+NETWORK_STAGE = "network"
+STAGES = (*START_STAGES, NETWORK_STAGE, "request")
 
 
 class Faults:

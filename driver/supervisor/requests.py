@@ -305,6 +305,15 @@ def _spawn(ctl: Controller, client: Client, msg: dict[str, Any]) -> dict[str, An
     return {"ok": True, "pid": pid}
 
 
+def _interfaces(ctl: Controller, client: Client, msg: dict[str, Any]) -> dict[str, Any]:
+    """A client plugged or unplugged an interface: what the run holds now."""
+    found = msg.get("interfaces")
+    if not isinstance(found, list) or not all(isinstance(i, dict) for i in found):
+        raise RequestError("malformed request: 'interfaces' must be a list of objects")
+    ctl.set_interfaces(found)
+    return {"ok": True}
+
+
 def _autodestroy(ctl: Controller, client: Client, msg: dict[str, Any]) -> str:
     client.autodestroy = True
     client.reply({"ok": True}, close=False)
@@ -322,4 +331,5 @@ HANDLERS: dict[str, Handler] = {
     "console": _console,
     "spawn": _spawn,
     "autodestroy": _autodestroy,
+    "interfaces": _interfaces,
 }

@@ -7,6 +7,7 @@ the handshake (DESIGN.md §5, step 3) until init has exec'd the domain's init.
     write uid_map, gid_map
          "mapped" ────────────────▶ unshare the rest, fork init (pid 1)
          ◀──────────── "init PID"   (the intermediate exits)
+    the interfaces, made in init's network namespace (net_setup)
          "continue" ──────────────▶ init: mounts, pivot_root, caps, execve
          ◀──────────── EOF          (execve closed init's end: running)
                      or "error: …"
@@ -18,6 +19,7 @@ from __future__ import annotations
 
 import os
 import socket
+from collections.abc import Callable
 from typing import Any
 
 from nsvirt.driver.runtime import idmap
@@ -26,10 +28,13 @@ from nsvirt.driver.supervisor import child, protocol
 from nsvirt.driver.supervisor.child import StartError
 from nsvirt.driver.supervisor.faults import Faults
 
+NetSetup = Callable[[int], None]
+
 
 def start_init(plan: Any, cgroup: Any, context: child.InitContext, faults: Faults,
-               timeout: float) -> int:  # fmt: skip
-    """Fork and set up the container; return init's pid once it runs the domain's init."""
+               timeout: float, net_setup: NetSetup) -> int:  # fmt: skip
+    """Fork and set up the container; return init's pid once it runs the domain's init.
+    `net_setup(init_pid)` makes the interfaces while init waits (raises StartError)."""
     sc.prctl(sc.PR_SET_CHILD_SUBREAPER, 1, what="becoming a subreaper")
     ours, theirs = socket.socketpair()  # both CLOEXEC: init's exec closes its end
     pid = os.fork()
@@ -38,7 +43,7 @@ def start_init(plan: Any, cgroup: Any, context: child.InitContext, faults: Fault
         child.intermediate(plan, theirs, cgroup, context)
     theirs.close()
     try:
-        return _handshake(plan, ours, pid, faults, timeout)
+        return _handshake(plan, ours, pid, faults, timeout, net_setup)
     finally:
         ours.close()
 
@@ -51,7 +56,7 @@ def _read(sock: socket.socket, timeout: float) -> str:
 
 
 def _handshake(plan: Any, sock: socket.socket, intermediate: int, faults: Faults,
-               timeout: float) -> int:  # fmt: skip
+               timeout: float, net_setup: NetSetup) -> int:  # fmt: skip
     faults.point("forked")
     line = _read(sock, timeout)
     if line == "userns":
@@ -72,6 +77,14 @@ def _handshake(plan: Any, sock: socket.socket, intermediate: int, faults: Faults
         )
     init_pid = int(line.split()[1])
     faults.point("init")
+    if plan.interfaces:
+        try:
+            net_setup(init_pid)
+        except BaseException:
+            os.kill(init_pid, 9)  # it waits for "continue": it never runs the domain's init
+            reap(init_pid)
+            raise
+        faults.point("network")
     sock.sendall(b"continue\n")
     faults.point("continue")
     line = _read(sock, timeout)  # EOF: init's exec closed its end, so init is running

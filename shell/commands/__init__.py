@@ -96,8 +96,10 @@ def load_commands() -> dict[str, Command]:
         console,
         domain,
         host,
+        interfaces,
         lifecycle,
         monitor,
+        network,
         pending,
         xmledit,
     )

@@ -20,20 +20,9 @@ PENDING = (
     ("blkiotune", "Get or set blkio parameters", "virDomainGetBlkioParameters", "all"),
     ("dommemstat", "get memory statistics for a domain", "virDomainMemoryStats", "active"),
     ("cpu-stats", "show domain cpu statistics", "virDomainGetCPUStats", "active"),
-    (
-        "domifaddr",
-        "Get network interfaces' addresses for a running domain",
-        "virDomainInterfaceAddresses",
-        "active",
-    ),
-    ("domifstat", "get network interface stats for a domain", "virDomainInterfaceStats", "active"),
     ("lxc-enter-namespace", "LXC Guest Enter Namespace", "virDomainLxcEnterNamespace", "active"),
     ("send-process-signal", "Send signals to processes", "virDomainSendProcessSignal", "active"),
     ("event", "Domain Events", "virConnectDomainEventRegisterAny", ""),
-    ("attach-device", "attach device from an XML file", "virDomainAttachDeviceFlags", "all"),
-    ("detach-device", "detach device from an XML file", "virDomainDetachDeviceFlags", "all"),
-    ("attach-interface", "attach network interface", "virDomainAttachDeviceFlags", "all"),
-    ("detach-interface", "detach network interface", "virDomainDetachDeviceFlags", "all"),
 )
 
 for _name, _summary, _api, _domains in PENDING:

@@ -93,13 +93,12 @@ def test_failed_start_reports_reason_and_leaves_nothing(
 
 
 def test_unsupported_devices_are_refused_before_anything_starts(conn, rootfs: Path) -> None:
-    dom = conn.define_xml(
-        domain_xml(
-            "nic", rootfs, devices="<interface type='bridge'><source bridge='br0'/></interface>"
-        )
+    hostdev = (
+        "<hostdev mode='capabilities' type='misc'><source><char>/dev/tty0</char></source></hostdev>"
     )
+    dom = conn.define_xml(domain_xml("dev", rootfs, devices=hostdev))
     with pytest.raises(
-        Exception, match="unsupported configuration: <interface> is not supported yet"
+        Exception, match="unsupported configuration: <hostdev> is not supported yet"
     ):
         dom.create()
     assert not leftovers(conn)

@@ -113,7 +113,9 @@ def test_what_libvirt_writes_into_live_dumps_loads() -> None:
     """A live dump's interface (libvirt 9.0) defines: its live state (the port and the
     bridge libvirt resolved, a generated vnetN name, the alias and PCI address) is
     accepted and not kept; a chosen target name is kept (schemas/README.md)."""
-    dom = domxml.load(LIVE_DUMP_INTERFACE, "dump.xml")
+    from nsvirt.driver.domxml import defaults
+
+    dom = defaults.at_define(domxml.load(LIVE_DUMP_INTERFACE, "dump.xml"), "x86_64")
     net, br = dom.devices.interfaces
     assert (net.type, net.source, net.mac, net.model, net.target_dev) == (
         "network", "default", "52:54:00:12:34:56", "virtio", None)  # fmt: skip

@@ -39,7 +39,7 @@ def minimal(extra: str = "", devices: str = "") -> str:
     )
 
 
-@pytest.mark.parametrize("example", ["tuning", "idmap", "busybox", "app-container"])
+@pytest.mark.parametrize("example", ["tuning", "idmap", "busybox", "app-container", "bridged"])
 def test_plan_matches_golden(example: str) -> None:
     dom = domxml.load_file(EXAMPLES / f"{example}.xml")
     dom = replace(dom, uuid="05621346-d353-4bab-acc3-5004556ddd1a")
@@ -133,7 +133,6 @@ def test_cpuset_is_checked_against_the_host() -> None:
 @pytest.mark.parametrize(
     ("devices", "words"),
     [
-        ("<interface type='bridge'><source bridge='br0'/></interface>", "<interface>"),
         (
             "<hostdev mode='capabilities' type='misc'><source><char>/dev/tty0</char></source>"
             "</hostdev>",
@@ -188,3 +187,49 @@ def test_environment_and_init() -> None:
     systemd = build(minimal().replace("</os>", "<init>/usr/lib/systemd/systemd</init></os>"))
     assert systemd.shutdown_signal == "SIGRTMIN+4"
     assert build(minimal()).init == "/sbin/init"  # libvirt's default
+
+
+NICS = """
+<interface type='bridge'><mac address='52:54:00:00:00:01'/><source bridge='br0'/>
+  <ip address='192.0.2.2'/><ip address='2001:db8::2' prefix='48'/>
+  <route address='0.0.0.0' gateway='192.0.2.1'/>
+  <route address='198.51.100.0' netmask='255.255.255.0' gateway='192.0.2.1' metric='7'/>
+</interface>
+<interface type='network'><mac address='52:54:00:00:00:02'/><source network='default'/>
+  <link state='down'/><mtu size='1400'/></interface>
+<interface type='direct'><mac address='52:54:00:00:00:03'/><source dev='eth9' mode='bridge'/>
+  <guest dev='wan'/><target dev='mv-web'/></interface>
+<interface type='ethernet'><mac address='52:54:00:00:00:04'/>
+  <source><ip address='10.0.0.1' prefix='30'/></source></interface>
+"""
+
+
+def test_interfaces_in_the_plan() -> None:
+    p = build(minimal(devices=NICS), bridges={"default": "nsvirt0"})
+    assert p.privnet and "net" in p.namespaces
+    br, net, direct, eth = p.interfaces
+    assert (br.guest, br.bridge, br.host, br.up) == ("eth0", "br0", None, True)
+    assert br.ips == (plan.NetAddr("192.0.2.2", 24), plan.NetAddr("2001:db8::2", 48))
+    assert br.routes == (plan.NetRoute("0.0.0.0", 0, "192.0.2.1"),
+                         plan.NetRoute("198.51.100.0", 24, "192.0.2.1", 7))  # fmt: skip
+    assert (net.guest, net.bridge, net.network, net.up, net.mtu) == (
+        "eth1", "nsvirt0", "default", False, 1400)  # fmt: skip
+    assert (direct.guest, direct.host, direct.source_dev, direct.mode) == (
+        "wan", "mv-web", "eth9", "bridge")  # fmt: skip
+    assert (eth.guest, eth.bridge, eth.host_ips) == ("eth3", None, (plan.NetAddr("10.0.0.1", 30),))
+    assert plan.LaunchPlan.from_json(p.to_json()) == p
+    assert planview.load(p.to_json()).interfaces[0].ips[0].address == "192.0.2.2"
+
+
+def test_no_interface_and_no_privnet_share_the_host_network() -> None:
+    assert "net" not in build(minimal()).namespaces  # as libvirt does
+    assert "net" in build(minimal("<features><privnet/></features>")).namespaces
+
+
+@pytest.mark.parametrize(("address", "prefix"), [("10.1.2.3", 8), ("172.16.0.1", 16),
+                                                 ("192.0.2.9", 24), ("2001:db8::1", 64),
+                                                 ("0.0.0.0", 0)])  # fmt: skip
+def test_default_prefix_is_libvirts(address: str, prefix: int) -> None:
+    from nsvirt.driver.domxml.netaddr import default_prefix
+
+    assert default_prefix(address) == prefix
