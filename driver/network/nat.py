@@ -1,5 +1,5 @@
 """Forwarding for a network: an nftables table of nsvirt's own per network (through
-`nft -j -f -`: JSON in, no shell text to quote), masquerading its IPv4 subnets
+`nft -j -f FILE`: JSON in, no shell text to quote), masquerading its IPv4 subnets
 (mode nat) and accepting what comes from and returns to its bridge.
 
 nft rather than pyroute2: pyroute2's nftables support covers reading, and building
@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import shutil
 import subprocess
+import tempfile
 from typing import Any
 
 from nsvirt.driver.errors import OperationFailed
@@ -24,13 +25,11 @@ def _nft(commands: list[dict[str, Any]], what: str) -> None:
     nft = shutil.which("nft")
     if nft is None:
         raise OperationFailed(f"{what}: forwarding needs nft (Debian: apt-get install nftables)")
-    proc = subprocess.run(
-        [nft, "-j", "-f", "-"],
-        input=json.dumps({"nftables": commands}),
-        capture_output=True,
-        text=True,
-        timeout=30,
-    )
+    # a file, not `-f -`: nft opens /dev/stdin by name, which a minimal /dev may lack
+    with tempfile.NamedTemporaryFile("w", prefix="nsvirt-nft-", suffix=".json") as f:
+        json.dump({"nftables": commands}, f)
+        f.flush()
+        proc = subprocess.run([nft, "-j", "-f", f.name], capture_output=True, text=True, timeout=30)
     if proc.returncode != 0:
         raise OperationFailed(f"{what}: nft: {proc.stderr.strip() or proc.returncode}")
 

@@ -2,7 +2,7 @@
 
 Request:  {"v": 1, "op": OP, "deadline": MONOTONIC?, ...} with OP one of
           state | destroy | shutdown | reboot | suspend | resume | console |
-          spawn | autodestroy (supervisor/requests.py: the handler table)
+          spawn | autodestroy | interfaces (supervisor/requests.py: the handler table)
 Reply:    {"v": 1, "ok": true, ...}  or  {"v": 1, "ok": false, "error": "..."}
 
 A request that carries a deadline (time.monotonic(), which is system-wide) and

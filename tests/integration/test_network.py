@@ -203,6 +203,7 @@ DHCP_SCRIPT = (
 )
 
 
+@pytest.mark.v2
 def test_network_with_nat_and_dhcp(netconn, rootfs: Path, tmp_path: Path, shell_of) -> None:
     path = tmp_path / "natnet.xml"
     path.write_text(NAT_NET)
