@@ -168,7 +168,23 @@ MODIFYING = [
      "virDomainSetMetadata"),
     (["metadata", "bench-off", "https://example.org/a", "--remove"], "virDomainSetMetadata"),
     (["console", "bench-off"], "virDomainOpenConsole"),
+    (["attach-interface", "bench-off", "bridge", "br0"], "virDomainAttachDeviceFlags"),
+    (["attach-device", "bench-off", "{iface}"], "virDomainAttachDeviceFlags"),
+    (["detach-interface", "bench-off", "bridge"], "virDomainDetachDeviceFlags"),
+    (["detach-device", "bench-off", "{iface}"], "virDomainDetachDeviceFlags"),
+    (["domif-setlink", "bench-off", "eth0", "down"], "virDomainUpdateDeviceFlags"),
+    (["net-define", "{net}"], "virNetworkDefineXML"),
+    (["net-undefine", "ro-net"], "virNetworkUndefine"),
+    (["net-start", "ro-net"], "virNetworkCreate"),
+    (["net-destroy", "ro-net"], "virNetworkDestroy"),
+    (["net-autostart", "ro-net"], "virNetworkSetAutostart"),
 ]  # fmt: skip
+
+NETWORK = (
+    "<network><name>ro-net</name><bridge name='nvro0'/>"
+    "<ip address='192.0.2.1' prefix='24'/></network>"
+)
+IFACE = "<interface type='bridge'><source bridge='br0'/></interface>"
 
 
 @pytest.mark.parametrize(
@@ -176,8 +192,11 @@ MODIFYING = [
 )
 def test_readonly_refuses_every_change(defined: Path, words: list[str], api: str) -> None:
     xml = defined / "bench-off.xml"
+    (defined / "net.xml").write_text(NETWORK)
+    (defined / "iface.xml").write_text(IFACE)
+    assert nsvirsh(defined, "net-define", str(defined / "net.xml")).returncode == 0
     before = sorted(p.name for p in defined.rglob("*")), xml.read_bytes()
-    words = [w.format(xml=xml) for w in words]
+    words = [w.format(xml=xml, net=defined / "net.xml", iface=defined / "iface.xml") for w in words]
     proc = nsvirsh(defined, "-r", *words)
     assert proc.returncode == 1
     assert (
