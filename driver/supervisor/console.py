@@ -124,8 +124,9 @@ class Console:
             self.replay += data
             del self.replay[:-REPLAY_BYTES]
             return
-        self.viewer.send(data)
-        if self.viewer.backlog() > CLIENT_BUFFER:
+        viewer = self.viewer
+        viewer.send(data)  # may find the client gone and detach it
+        if self.viewer is viewer and viewer.backlog() > CLIENT_BUFFER:
             self.loop.on_read(self.master, None)  # until the viewer has caught up
 
     def caught_up(self) -> None:

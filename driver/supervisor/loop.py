@@ -89,9 +89,26 @@ class EventLoop:
             for key, mask in events:
                 callbacks = self._callbacks.get(key.fd)  # an earlier callback may drop it
                 if callbacks and mask & selectors.EVENT_READ and callbacks[0]:
-                    callbacks[0]()
+                    self._call(key.fd, callbacks[0])
                 callbacks = self._callbacks.get(key.fd)
                 if callbacks and mask & selectors.EVENT_WRITE and callbacks[1]:
-                    callbacks[1]()
+                    self._call(key.fd, callbacks[1])
                 if self.stopped:
                     return
+
+    def _call(self, fd: int, callback: Callback) -> None:
+        """A bug in one fd's callback costs that fd, not the container: it is logged
+        and the fd no longer watched, and the supervisor goes on."""
+        try:
+            callback()
+        except Exception:
+            import traceback  # only on a bug
+
+            stamp = time.strftime("%Y-%m-%d %H:%M:%S")
+            text = f"{stamp} supervisor[{os.getpid()}]: internal error; fd {fd} is no longer "
+            text += f"watched:\n{traceback.format_exc()}"
+            try:
+                os.write(2, text.encode(errors="replace"))
+            except OSError:
+                pass
+            self.forget(fd)
