@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -46,10 +47,13 @@ def test_host_processes_and_mounts_are_invisible(conn, rootfs: Path, shell_of) -
     sh = shell_of(dom)
     # a host process with a name nobody else has: the container must not see it
     marker = f"nsvirt-host-process-{os.getpid()}"
-    # (Popen returns once the child has exec'd: its cmdline holds the marker by then)
     host = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(1000)", marker])
     try:
-        assert marker in Path(f"/proc/{host.pid}/cmdline").read_text()  # the host sees it
+        # Popen may return (vfork) before exec has set the new cmdline: wait for it
+        deadline = time.monotonic() + 10
+        while marker not in Path(f"/proc/{host.pid}/cmdline").read_text():
+            assert time.monotonic() < deadline, "the host process never showed its marker"
+            time.sleep(0.01)
         inside = sh.run("cat /proc/[0-9]*/cmdline | tr '\\0' ' '")
         assert marker not in inside
         pids = [p for p in sh.run("ls /proc").split() if p.isdigit()]
