@@ -69,18 +69,24 @@ class Lifecycle:
         except launcher.StartFailed as e:
             raise InternalError(str(e)) from None
         try:
-            self._write_live_xml(dom, info["pid"], info["consoles"], info.get("interfaces", []))
+            self._write_live_xml(dom, info["pid"], info["consoles"], info.get("interfaces", []),
+                                 info.get("containment"))  # fmt: skip
         except OSError as e:  # a full disk: a domain nobody could see must not run on
             self._call({"op": "destroy"}, answer_timeout())
             raise InternalError(f"cannot write the live definition: {e.strerror}; "
                                 "the domain was destroyed") from None  # fmt: skip
 
     def _write_live_xml(self, dom: m.DomainDef, pid: int, ttys: list[str],
-                        interfaces: list[dict[str, Any]]) -> None:  # fmt: skip
-        """The running domain's XML: its id, its consoles' ptys and its interfaces'
-        host-side names, as dumpxml shows them."""
+                        interfaces: list[dict[str, Any]],
+                        containment: dict[str, Any] | None = None) -> None:  # fmt: skip
+        """The running domain's XML: its id, its consoles' ptys, its interfaces'
+        host-side names and the host ids it was given, as dumpxml shows them."""
         from nsvirt.driver import domxml
-        from nsvirt.driver.domxml.model import CharDevice
+        from nsvirt.driver.domxml.model import CharDevice, LiveIdmap
+
+        if containment and containment.get("table"):  # ids allocated for this run
+            c = containment
+            dom = replace(dom, live_idmap=LiveIdmap(c["uid"], c["gid"], c["count"]))
 
         declared = dom.devices.consoles or (CharDevice(port=0),)
         pairs = enumerate(zip(declared, ttys, strict=False))

@@ -149,3 +149,4 @@ def destroy_without_supervisor(conn: Connection, state: RunState) -> None:
     runstate.teardown(conn.paths, state.name, cgroup, final_reason="destroyed",
                       persistent=state.persistent)  # fmt: skip
     runstate.remove_host_interfaces(state)
+    runstate.release_ids(state)

@@ -11,6 +11,15 @@ REPO = Path(__file__).resolve().parent.parent
 EXAMPLES = REPO / "examples"
 
 
+@pytest.fixture(autouse=True, scope="session")
+def own_id_range_table(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Containers started by tests (and the nsvirsh they run) take their host id ranges
+    from a table of the test session's own, never the host's."""
+    table = tmp_path_factory.mktemp("idranges") / "idranges.json"
+    os.environ["NSVIRT_IDRANGES"] = str(table)
+    return table
+
+
 def shared_dir() -> Path:
     """../shared beside the checkout (CI lays it there), or $NSVIRT_SHARED."""
     return Path(os.environ.get("NSVIRT_SHARED", REPO.parent / "shared"))

@@ -55,6 +55,7 @@ def at_define(dom: m.DomainDef, host_arch: str, uuid: str | None = None) -> m.Do
     )
     return replace(
         dom,
+        live_idmap=None,  # a run's, as libvirt's define drops live state
         uuid=dom.uuid or uuid or str(uuidlib.uuid4()),
         os=dom.os if dom.os.arch is not None else replace(dom.os, arch=host_arch),
         devices=replace(dom.devices, interfaces=interfaces),

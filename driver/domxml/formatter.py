@@ -113,16 +113,28 @@ def format_domain(dom: m.DomainDef) -> str:
     return "\n".join(w.lines) + "\n"
 
 
+def _nsvirt_config(dom: m.DomainDef) -> list[str]:
+    """The children of <nsvirt:config>, in the schema's order."""
+    c, live = dom.containment, dom.live_idmap
+    lines = [f'<nsvirt:pids max="{dom.pids_max}"/>'] if dom.pids_max is not None else []
+    lines += [f"<nsvirt:{tag}/>" for tag, on in (
+        ("privileged", c.privileged), ("idmapped-mounts", c.idmapped_mounts),
+        ("no-new-privs", c.no_new_privs)) if on]  # fmt: skip
+    if c.seccomp_allow:
+        lines.append(f'<nsvirt:seccomp allow="{" ".join(c.seccomp_allow)}"/>')
+    if live is not None:
+        lines.append(f'<nsvirt:userns uid="{live.uid}" gid="{live.gid}" count="{live.count}"/>')
+    return lines
+
+
 def _metadata(w: _Writer, dom: m.DomainDef) -> None:
-    if not dom.metadata and dom.pids_max is None:
+    config = _nsvirt_config(dom)
+    if not dom.metadata and not config:
         return
     w.open("metadata")
-    if dom.pids_max is not None:
-        w.raw(
-            f'<nsvirt:config xmlns:nsvirt="{m.NSVIRT_NS}">\n'
-            f'  <nsvirt:pids max="{dom.pids_max}"/>\n'
-            "</nsvirt:config>"
-        )
+    if config:
+        body = "".join(f"  {line}\n" for line in config)
+        w.raw(f'<nsvirt:config xmlns:nsvirt="{m.NSVIRT_NS}">\n{body}</nsvirt:config>')
     for _, xml in dom.metadata:
         w.raw(xml)
     w.close("metadata")

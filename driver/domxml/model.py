@@ -204,6 +204,25 @@ class Devices:
 
 
 @dataclass(frozen=True, slots=True)
+class Containment:
+    """nsvirt's own containment settings, in <metadata><nsvirt:config>."""
+
+    privileged: bool = False  # <nsvirt:privileged/>: no user namespace (libvirt's default)
+    idmapped_mounts: bool = False  # <nsvirt:idmapped-mounts/>: also with an <idmap>
+    no_new_privs: bool = False  # <nsvirt:no-new-privs/>
+    seccomp_allow: tuple[str, ...] = ()  # <nsvirt:seccomp allow='…'/>: not denied after all
+
+
+@dataclass(frozen=True, slots=True)
+class LiveIdmap:
+    """The host ids a run of a default (unprivileged) domain was given: live XML only."""
+
+    uid: int  # the host uid of the container's root
+    gid: int
+    count: int
+
+
+@dataclass(frozen=True, slots=True)
 class DomainDef:
     name: str
     uuid: str | None  # lower-case, dashed; None until define generates one
@@ -214,6 +233,8 @@ class DomainDef:
     description: str | None = None
     metadata: tuple[tuple[str, str], ...] = ()  # (namespace, element serialised verbatim)
     pids_max: int | None = None  # nsvirt:config/nsvirt:pids/@max
+    containment: Containment = field(default_factory=Containment)
+    live_idmap: LiveIdmap | None = None  # nsvirt:config/nsvirt:userns, live only
     max_memory: int | None = None  # KiB
     max_memory_slots: int | None = None
     blkio_weight: int | None = None

@@ -321,6 +321,8 @@ def _build(root: etree._Element) -> m.DomainDef:
             if etree.QName(el).namespace != m.NSVIRT_NS
         ),
         pids_max=_int(root.find("metadata/nsvirt:config/nsvirt:pids", NAMESPACES), "max"),
+        containment=_containment(root.find("metadata/nsvirt:config", NAMESPACES)),
+        live_idmap=_live_idmap(root.find("metadata/nsvirt:config/nsvirt:userns", NAMESPACES)),
         max_memory=_scaled(max_mem, "/domain/maxMemory"),
         max_memory_slots=_int(max_mem, "slots"),
         memory=memory,
@@ -454,6 +456,30 @@ def _os(el: etree._Element) -> m.Os:
         inituser=_text(el.find("inituser")),
         initgroup=_text(el.find("initgroup")),
     )
+
+
+def _containment(config: etree._Element | None) -> m.Containment:
+    if config is None:
+        return m.Containment()
+
+    def has(tag: str) -> bool:
+        return config.find(f"nsvirt:{tag}", NAMESPACES) is not None
+
+    seccomp = config.find("nsvirt:seccomp", NAMESPACES)
+    return m.Containment(
+        privileged=has("privileged"),
+        idmapped_mounts=has("idmapped-mounts"),
+        no_new_privs=has("no-new-privs"),
+        seccomp_allow=tuple(sorted(set(seccomp.get("allow").split())))
+        if seccomp is not None
+        else (),
+    )
+
+
+def _live_idmap(el: etree._Element | None) -> m.LiveIdmap | None:
+    if el is None:
+        return None
+    return m.LiveIdmap(int(el.get("uid")), int(el.get("gid")), int(el.get("count")))
 
 
 def _idmap(el: etree._Element) -> m.IdMap:

@@ -104,6 +104,24 @@ def check_idmaps(d: DomainDef) -> None:
         raise ConfigError("<idmap> needs both <uid> and <gid> maps", path="/domain/idmap")
 
 
+def check_containment(d: DomainDef) -> None:
+    """<nsvirt:privileged/> means no user namespace: it cannot go with one."""
+    c = d.containment
+    config = "/domain/metadata/nsvirt:config"
+    if c.privileged and d.uid_map:
+        raise ConfigError(
+            "<nsvirt:privileged/> runs the container without a user namespace, "
+            "and <idmap> asks for one: give one or the other",
+            path=f"{config}/nsvirt:privileged",
+        )
+    if c.privileged and c.idmapped_mounts:
+        raise ConfigError(
+            "<nsvirt:idmapped-mounts/> needs a user namespace, which "
+            "<nsvirt:privileged/> opts out of",
+            path=f"{config}/nsvirt:idmapped-mounts",
+        )
+
+
 def check_network_namespace(d: DomainDef) -> None:
     """An interface implies a private netns, so it cannot share one."""
     if d.shared("net") is None:
@@ -248,6 +266,7 @@ CHECKS: tuple[Callable[[DomainDef], None], ...] = (
     check_interface_macs,
     check_interface_names,
     check_interface_addresses,
+    check_containment,
 )
 
 

@@ -25,6 +25,7 @@ class HostFacts:
     cpus_online: frozenset[int] = frozenset({0})
     arch: str = "x86_64"
     kernel: str = ""
+    user_namespaces: bool = True  # user.max_user_namespaces is not 0
 
     def to_dict(self) -> dict[str, object]:
         return {
@@ -34,6 +35,7 @@ class HostFacts:
             "cpus_online": sorted(self.cpus_online),
             "arch": self.arch,
             "kernel": self.kernel,
+            "user_namespaces": self.user_namespaces,
         }
 
 
@@ -72,7 +74,12 @@ def detect() -> HostFacts:
         online = parse_cpuset(Path("/sys/devices/system/cpu/online").read_text().strip())
     except OSError:
         online = frozenset(range(os.cpu_count() or 1))
+    try:
+        userns = int(Path("/proc/sys/user/max_user_namespaces").read_text()) > 0
+    except (OSError, ValueError):
+        userns = Path("/proc/self/ns/user").exists()
     return HostFacts(
+        user_namespaces=userns,
         cgroup_mode=mode,
         cgroup_mounts=v1,
         cgroup2_mount=v2,

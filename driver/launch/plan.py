@@ -15,13 +15,18 @@ from nsvirt.driver.domxml.capabilities import ALL_CAPS
 from nsvirt.driver.domxml.netaddr import address_prefix, route_prefix
 from nsvirt.driver.domxml.units import format_cpuset, parse_cpuset
 from nsvirt.driver.errors import Unsupported
+from nsvirt.driver.launch import containment
 from nsvirt.driver.launch.hostfacts import HostFacts
 
-PLAN_FORMAT = 1
+PLAN_FORMAT = 2
 
-# libvirt's default policy drops these (SYS_BOOT is kept: reboot(2) is namespaced
-# in a pid namespace, so it restarts the container, not the host).
-DEFAULT_DROPPED_CAPS = ("sys_module", "sys_time", "mknod", "audit_control", "mac_admin")
+# libvirt's default policy drops the first five; nsvirt also drops what runc, crun
+# and LXC drop and a normal init does not need (docs/containment.md). SYS_BOOT is
+# kept, as libvirt keeps it: in a pid namespace reboot(2) restarts the container.
+DEFAULT_DROPPED_CAPS = (
+    "sys_module", "sys_time", "mknod", "audit_control", "mac_admin",
+    "mac_override", "dac_read_search", "sys_rawio", "syslog",
+)  # fmt: skip
 
 # libvirt's default device whitelist: null zero full random urandom tty ptmx fuse, ptys
 DEFAULT_DEVICES = (
@@ -60,6 +65,7 @@ class MountOp:
     source: str | None = None  # host path for binds
     options: str = ""  # filesystem data (tmpfs size, devpts mode, ...)
     readonly: bool = False
+    idmapped: bool = False  # a bind shown through an idmapped mount (the supervisor makes it)
 
 
 @dataclass(frozen=True, slots=True)
@@ -141,6 +147,12 @@ class LaunchPlan:
     gid_map: tuple[m.IdMap, ...]
     root: str  # host directory that becomes "/" ("/" = the host's root, shared)
     root_readonly: bool
+    root_idmapped: bool  # the root is shown through an idmapped mount
+    containment: str  # unprivileged | idmap | privileged (launch/containment.py)
+    auto_ids: int  # host ids the supervisor allocates for the user namespace (0: none)
+    seccomp: tuple[tuple[str, str], ...]  # (syscall, errno name) the filter denies
+    remount_guard: bool  # the filter refuses remounts without MS_RDONLY
+    no_new_privs: bool
     mounts: tuple[MountOp, ...]
     dev_nodes: tuple[DevNode, ...]
     dev_symlinks: tuple[tuple[str, str], ...]
@@ -186,6 +198,7 @@ class LaunchPlan:
         d["argv"] = tuple(d["argv"])
         d["env"] = tuple(tuple(e) for e in d["env"])
         d["interfaces"] = tuple(_iface(x) for x in d["interfaces"])
+        d["seccomp"] = tuple(tuple(x) for x in d["seccomp"])
         return cls(**d)
 
 
@@ -289,7 +302,7 @@ def _sorted_filesystems(dom: m.DomainDef) -> list[m.Filesystem]:
     return sorted(others, key=lambda f: f.target.count("/"))
 
 
-def mounts(dom: m.DomainDef, userns: bool) -> tuple[MountOp, ...]:
+def mounts(dom: m.DomainDef, userns: bool, idmapped: bool = False) -> tuple[MountOp, ...]:
     ops = [
         MountOp("proc", "/proc"),
         MountOp("sysfs", "/sys", readonly=True),
@@ -314,7 +327,8 @@ def mounts(dom: m.DomainDef, userns: bool) -> tuple[MountOp, ...]:
                 )
             )
         else:
-            ops.append(MountOp("bind", fs.target, source=fs.source, readonly=fs.readonly))
+            ops.append(MountOp("bind", fs.target, source=fs.source, readonly=fs.readonly,
+                               idmapped=idmapped))  # fmt: skip
     ops += [MountOp("mask", p) for p in MASKED_PATHS]
     ops += [MountOp("readonly", p) for p in READONLY_PATHS]
     return tuple(ops)
@@ -383,14 +397,18 @@ def build(
     """Turn a checked definition into the launch plan (raises Unsupported)."""
     check_supported(dom)
     check_host(dom, facts)
-    userns = bool(dom.uid_map)
+    contained = containment.decide(dom)
+    containment.check_host(contained, facts)
+    userns = bool(dom.uid_map) or contained.auto_ids > 0
     joined = {kind for kind, _ in join}
     namespaces = ["user"] if userns else []
     namespaces += ["mnt", "pid"]
     namespaces += [k for k in ("uts", "ipc") if k not in joined]
     if (dom.privnet or dom.devices.interfaces) and "net" not in joined:
         namespaces.append("net")
+    namespaces.append("cgroup")  # rooted at its payload cgroup: it sees nothing above
     root_fs = next((f for f in dom.devices.filesystems if f.target == "/"), None)
+    root = root_fs.source if root_fs and root_fs.source else "/"
     caps = keep_caps(dom)
     init = dom.os.init or DEFAULT_INIT
     return LaunchPlan(
@@ -401,9 +419,16 @@ def build(
         join=join,
         uid_map=dom.uid_map,
         gid_map=dom.gid_map,
-        root=root_fs.source if root_fs and root_fs.source else "/",
+        root=root,
         root_readonly=bool(root_fs and root_fs.readonly),
-        mounts=mounts(dom, userns),
+        # the host's own root is never idmapped: that would hand its files to root inside
+        root_idmapped=contained.idmapped_mounts and root != "/",
+        containment=contained.mode,
+        auto_ids=contained.auto_ids,
+        seccomp=contained.seccomp,
+        remount_guard=contained.remount_guard,
+        no_new_privs=contained.no_new_privs,
+        mounts=mounts(dom, userns, contained.idmapped_mounts),
         dev_nodes=tuple(DevNode(*n) for n in DEV_NODES),
         dev_symlinks=DEV_SYMLINKS,
         device_rules=device_rules(caps),

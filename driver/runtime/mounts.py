@@ -17,7 +17,7 @@ import stat
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from nsvirt.driver.runtime import inroot
+from nsvirt.driver.runtime import idmount, inroot
 from nsvirt.driver.runtime import syscalls as sc
 from nsvirt.driver.runtime.syscalls import SyscallError
 
@@ -80,15 +80,24 @@ def remount_readonly(root: int, dest: str) -> None:
 
 
 def bind(source: str, root: int, dest: str, readonly: bool = False,
-         recursive: bool = True) -> None:  # fmt: skip
+         recursive: bool = True, idmapped: int = -1) -> None:  # fmt: skip
     """Bind the host path `source` on `dest` inside `root`, creating the mount point as a
-    directory or a file to match the source."""
-    try:
-        is_dir = stat.S_ISDIR(os.stat(source).st_mode)
+    directory or a file to match the source; `idmapped`: the supervisor's idmapped
+    copy of `source` (runtime/idmount.py), moved there instead."""
+    try:  # the idmapped copy's own kind: init may not be able to reach `source`
+        mode = os.fstat(idmapped).st_mode if idmapped >= 0 else os.stat(source).st_mode
     except OSError as e:
         raise SyscallError(f"failed to mount {source} on {dest}", e.errno) from None
-    flags = sc.MS_BIND | (sc.MS_REC if recursive else 0)
-    _mount_on(root, dest, "dir" if is_dir else "file", source, None, flags)
+    make = "dir" if stat.S_ISDIR(mode) else "file"
+    if idmapped >= 0:
+        fd = _resolved(root, dest, make)
+        try:
+            idmount.move_into(idmapped, fd, f"failed to mount {source} on {dest}")
+        finally:
+            os.close(fd)
+    else:
+        flags = sc.MS_BIND | (sc.MS_REC if recursive else 0)
+        _mount_on(root, dest, make, source, None, flags)
     if readonly:
         remount_readonly(root, dest)
 
@@ -114,9 +123,20 @@ def _root_is_a_mount_point() -> bool:
         return any(line.split()[4] == "/" for line in f)
 
 
-def prepare_root(plan: Any, mountpoint: str) -> str:
-    """Make every mount private, then bind the root tree; return the new root's path."""
+def prepare_root(plan: Any, mountpoint: str, idmapped: int = -1) -> str:
+    """Make every mount private, then bind the root tree (or move the supervisor's
+    idmapped copy of it there); return the new root's path."""
     make_root_private()
+    # read-only comes last: mount points are made first
+    if idmapped >= 0:  # onto the mount point: the rootfs's own path may be out of reach
+        if not stat.S_ISDIR(os.fstat(idmapped).st_mode):
+            raise SyscallError(f"failed to mount {plan.root} on /", errno.ENOTDIR)
+        fd = os.open(mountpoint, os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
+        try:
+            idmount.move_into(idmapped, fd, f"failed to mount {plan.root} on /")
+        finally:
+            os.close(fd)
+        return mountpoint
     newroot = mountpoint if plan.root == "/" else plan.root
     try:
         is_dir = stat.S_ISDIR(os.stat(plan.root).st_mode)
@@ -124,7 +144,6 @@ def prepare_root(plan: Any, mountpoint: str) -> str:
         raise SyscallError(f"failed to mount {plan.root} on /", e.errno) from None
     if not is_dir:
         raise SyscallError(f"failed to mount {plan.root} on /", errno.ENOTDIR)
-    # read-only comes last: mount points are made first
     sc.mount(plan.root, newroot, None, sc.MS_BIND | sc.MS_REC,
              what=f"failed to mount {plan.root} on /")  # fmt: skip
     return newroot
@@ -166,8 +185,10 @@ def mount_cgroups(root: int, dest: str, cgroup_dirs: Mapping[str, str]) -> None:
 
 
 def apply_mount(op: Any, root: int, plan: Any, consoles: Sequence[str],
-                cgroup_dirs: Mapping[str, str], userns: bool) -> None:  # fmt: skip
-    """One MountOp of the plan, its destination resolved inside `root`."""
+                cgroup_dirs: Mapping[str, str], userns: bool,
+                idmapped: list[int] | None = None) -> None:  # fmt: skip
+    """One MountOp of the plan, its destination resolved inside `root`; an idmapped
+    bind takes the next of `idmapped` (the supervisor made them in the plan's order)."""
     dest = op.dest
     if op.kind == "proc":
         _mount_on(root, dest, "dir", "proc", "proc", NOSUID_NODEV_NOEXEC)
@@ -199,7 +220,8 @@ def apply_mount(op: Any, root: int, plan: Any, consoles: Sequence[str],
     elif op.kind == "mqueue":
         _mount_on(root, dest, "dir", "mqueue", "mqueue", NOSUID_NODEV_NOEXEC)
     elif op.kind == "bind":
-        bind(op.source or "", root, dest, readonly=op.readonly)
+        fd = idmapped.pop(0) if op.idmapped and idmapped else -1
+        bind(op.source or "", root, dest, readonly=op.readonly, idmapped=fd)
     elif op.kind == "mask":
         _mask(root, dest)
     elif op.kind == "readonly":
@@ -237,14 +259,16 @@ def _mask(root: int, dest: str) -> None:
 
 
 def build_tree(plan: Any, mountpoint: str, consoles: Sequence[str],
-               cgroup_dirs: Mapping[str, str]) -> str:  # fmt: skip
-    """Everything before pivot_root; returns the new root."""
+               cgroup_dirs: Mapping[str, str], idmapped: Sequence[int] = ()) -> str:  # fmt: skip
+    """Everything before pivot_root; returns the new root. `idmapped`: the detached
+    idmapped mounts, the root's first, then one per idmapped bind, in plan order."""
     userns = "user" in plan.namespaces
-    newroot = prepare_root(plan, mountpoint)
+    fds = list(idmapped)
+    newroot = prepare_root(plan, mountpoint, fds.pop(0) if plan.root_idmapped and fds else -1)
     root = inroot.open_root(newroot)
     try:
         for op in plan.mounts:
-            apply_mount(op, root, plan, consoles, cgroup_dirs, userns)
+            apply_mount(op, root, plan, consoles, cgroup_dirs, userns, fds)
         if plan.root_readonly:
             remount_readonly(root, "/")
     finally:

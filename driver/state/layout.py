@@ -16,6 +16,8 @@ import hashlib
 import os
 from pathlib import Path
 
+MOUNT_POINTS = Path("/run/nsvirt/roots")
+
 
 class Paths:
     """The file layout under one connection root (`/` for lxc:///system)."""
@@ -120,8 +122,15 @@ class Paths:
         return self.log_dir / f"{name}.log"
 
     def mountpoint(self, name: str) -> Path:
-        """Where an app container (sharing the host's root) gets that root bound."""
-        return self.run_dir / f"{name}.root"
+        """Where an app container (sharing the host's root) gets that root bound: in one
+        host-wide directory every id can pass through (root in a user namespace must
+        reach it, and a connection root may be private)."""
+        return MOUNT_POINTS / f"{self.tag() or 'system'}-{name}"
+
+    @staticmethod
+    def make_mountpoint(path: Path) -> None:
+        MOUNT_POINTS.mkdir(mode=0o711, parents=True, exist_ok=True)
+        path.mkdir(mode=0o700, exist_ok=True)
 
     def ensure(self) -> None:
         """Create the directories (private: definitions may hold secrets)."""

@@ -48,8 +48,11 @@ _FIELDS: dict[str, tuple[type | tuple[type, ...], Any]] = {
     "protocol": (int, 0),  # of the control socket
     "code": (str, ""),  # supervisor/signature.py: who may fork a new supervisor
     "interfaces": (list, []),  # network/attach.py: host, guest, mac, type, source of each
+    # launch/containment.py's mode, and for a user namespace the host ids of root
+    # inside: {"mode", "uid", "gid", "count", "table"} (uid, gid: None when privileged)
+    "containment": (dict, {}),
 }
-_OPTIONAL = ("interfaces",)  # added later: a file written before has none
+_OPTIONAL = ("interfaces", "containment")  # added later: a file written before has none
 _SHUTOFF_FIELDS = ("format", "name", "state", "reason")
 
 
@@ -221,3 +224,14 @@ def clean_after_dead_supervisor(paths: Paths, state: RunState) -> None:
         cgroup = None
     teardown(paths, state.name, cgroup, final_reason="crashed", persistent=state.persistent)
     remove_host_interfaces(state)
+    release_ids(state)
+
+
+def release_ids(state: RunState) -> None:
+    """Give back the host ids of a run whose supervisor is gone (it would have)."""
+    table = (state.containment or {}).get("table")
+    if table:
+        from nsvirt.driver.state import idranges
+
+        with contextlib.suppress(OSError, InternalError):
+            idranges.release_gone(table)

@@ -19,7 +19,7 @@ import socket
 from collections.abc import Mapping, Sequence
 from typing import Any, NoReturn
 
-from nsvirt.driver.runtime import caps, mounts, netdev, tty, users, uts
+from nsvirt.driver.runtime import caps, mounts, netdev, seccomp, tty, users, uts
 from nsvirt.driver.runtime import syscalls as sc
 from nsvirt.driver.runtime.cgroups import CgroupBackend
 
@@ -31,17 +31,29 @@ class StartError(Exception):
 class InitContext:
     """What init needs from the supervisor besides the plan (plans are host-neutral)."""
 
-    __slots__ = ("cgroup_dirs", "consoles", "mountpoint")
+    __slots__ = ("cgroup_dirs", "consoles", "idmapped", "mountpoint", "seccomp")
 
     def __init__(self, mountpoint: str, consoles: Sequence[str],
-                 cgroup_dirs: Mapping[str, str]) -> None:  # fmt: skip
+                 cgroup_dirs: Mapping[str, str], seccomp_program: bytes = b"") -> None:  # fmt: skip
         self.mountpoint = mountpoint  # where an app container's root is bound
         self.consoles = tuple(consoles)  # host ptys, bound onto /dev/console, /dev/ttyN
         self.cgroup_dirs = dict(cgroup_dirs)  # shown read-only at /sys/fs/cgroup
+        self.seccomp = seccomp_program  # runtime/seccomp.py's filter, b"": none
+        self.idmapped: list[int] = []  # detached idmapped mounts, sent with "continue"
 
 
 def _send(sock: socket.socket, text: str) -> None:
     sock.sendall(text.encode() + b"\n")
+
+
+def _expect_with_fds(sock: socket.socket, word: str) -> list[int]:
+    """Wait for `word`, which may carry fds (SCM_RIGHTS); EOF: the supervisor is gone."""
+    data, fds, _, _ = socket.recv_fds(sock, 64, 253)
+    if not data:
+        os._exit(1)
+    if data.decode(errors="replace").strip() != word:
+        raise StartError(f"unexpected word from the supervisor: {data!r}")
+    return fds
 
 
 def _expect(sock: socket.socket, word: str) -> None:
@@ -97,13 +109,14 @@ def intermediate(plan: Any, sock: socket.socket, cgroup: CgroupBackend,
 def init(plan: Any, sock: socket.socket, context: InitContext) -> NoReturn:
     """pid 1 of the container: set up its world, then exec the domain's init."""
     try:
-        _expect(sock, "continue")
+        context.idmapped = _expect_with_fds(sock, "continue")
         # Only now is our parent the supervisor (the intermediate has exited):
         # tie our life to it, then make sure it did not die before that.
         sc.prctl(sc.PR_SET_PDEATHSIG, signal.SIGKILL)
         if _peer_closed(sock):
             os._exit(1)
-        root = mounts.build_tree(plan, context.mountpoint, context.consoles, context.cgroup_dirs)
+        root = mounts.build_tree(plan, context.mountpoint, context.consoles, context.cgroup_dirs,
+                                 context.idmapped)  # fmt: skip
         mounts.pivot_into(root)
         if plan.hostname is not None:
             uts.set_hostname(plan.hostname)
@@ -118,6 +131,10 @@ def init(plan: Any, sock: socket.socket, context: InitContext) -> NoReturn:
             os.chdir(plan.cwd)
         except OSError as e:
             raise StartError(f"cannot change to directory {plan.cwd}: {e.strerror}") from None
+        if plan.no_new_privs:
+            sc.prctl(sc.PR_SET_NO_NEW_PRIVS, 1, what="cannot set no_new_privs")
+        if context.seccomp:  # while init may still install it (CAP_SYS_ADMIN), after mounts
+            seccomp.install(context.seccomp)
         caps.drop_capabilities(plan.keep_caps)  # last: mount(2), sethostname(2) need caps
         if plan.user is not None or plan.group is not None:
             users.become(uid, gid)

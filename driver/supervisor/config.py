@@ -11,6 +11,7 @@ import json
 import os
 from typing import Any
 
+from nsvirt.driver.state import idranges as idranges_table
 from nsvirt.driver.state.layout import Paths
 from nsvirt.driver.supervisor import planview
 
@@ -21,29 +22,34 @@ HANDSHAKE_TIMEOUT = 30.0  # a bound on each read of the start handshake, not a d
 class SupervisorConfig:
     """The launch plan (as plain views), the connection root and the start's settings."""
 
-    __slots__ = ("fault", "handshake_timeout", "paths", "persistent", "plan", "plan_json")
+    __slots__ = ("fault", "handshake_timeout", "idranges", "paths", "persistent", "plan",
+                 "plan_json")  # fmt: skip
 
     def __init__(self, plan_json: str, root: str, *, persistent: bool, fault: str = "",
-                 handshake_timeout: float = HANDSHAKE_TIMEOUT) -> None:  # fmt: skip
+                 handshake_timeout: float = HANDSHAKE_TIMEOUT,
+                 idranges: str = idranges_table.TABLE) -> None:  # fmt: skip
         self.plan_json = plan_json
         self.plan: Any = planview.load(plan_json)
         self.paths = Paths(root)
         self.persistent = persistent
         self.fault = fault  # test hook: supervisor/faults.py
         self.handshake_timeout = handshake_timeout
+        self.idranges = idranges  # the host id range table (state/idranges.py)
 
     @classmethod
     def for_launch(cls, plan_json: str, root: str, *, persistent: bool) -> SupervisorConfig:
-        """The config of a start from this client, with the test hooks of its environment
-        ($NSVIRT_FAULT, $NSVIRT_HANDSHAKE_TIMEOUT)."""
+        """The config of a start from this client, with the settings of its environment
+        ($NSVIRT_FAULT, $NSVIRT_HANDSHAKE_TIMEOUT, $NSVIRT_IDRANGES)."""
         timeout = float(os.environ.get("NSVIRT_HANDSHAKE_TIMEOUT") or HANDSHAKE_TIMEOUT)
         return cls(plan_json, root, persistent=persistent,
-                   fault=os.environ.get("NSVIRT_FAULT", ""), handshake_timeout=timeout)  # fmt: skip
+                   fault=os.environ.get("NSVIRT_FAULT", ""), handshake_timeout=timeout,
+                   idranges=idranges_table.table_path())  # fmt: skip
 
     def to_dict(self) -> dict[str, Any]:
         return {"format": CONFIG_FORMAT, "plan": self.plan_json, "root": str(self.paths.root),
                 "persistent": self.persistent, "fault": self.fault,
-                "handshake_timeout": self.handshake_timeout}  # fmt: skip
+                "handshake_timeout": self.handshake_timeout,
+                "idranges": self.idranges}  # fmt: skip
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> SupervisorConfig:
@@ -52,7 +58,8 @@ class SupervisorConfig:
                              f"{CONFIG_FORMAT}")  # fmt: skip
         return cls(d["plan"], d["root"], persistent=bool(d["persistent"]),
                    fault=d.get("fault") or "",
-                   handshake_timeout=float(d["handshake_timeout"]))  # fmt: skip
+                   handshake_timeout=float(d["handshake_timeout"]),
+                   idranges=d.get("idranges") or idranges_table.TABLE)  # fmt: skip
 
     def to_json(self) -> bytes:
         return json.dumps(self.to_dict()).encode()

@@ -7,6 +7,7 @@ Requests (supervisor/requests.py) call the lifecycle methods; the event loop
 
 from __future__ import annotations
 
+import contextlib
 import enum
 import gc
 import json
@@ -14,11 +15,12 @@ import os
 import signal
 import socket
 import time
+from types import SimpleNamespace
 from typing import TYPE_CHECKING, Any
 
-from nsvirt.driver.runtime import idmap, initctl, procstat
+from nsvirt.driver.runtime import idmap, initctl, procstat, seccomp
 from nsvirt.driver.runtime.cgroups import CgroupError, backend_for
-from nsvirt.driver.state import runstate
+from nsvirt.driver.state import idranges, runstate
 from nsvirt.driver.state.runstate import PAUSED, RUNNING, RunState
 from nsvirt.driver.supervisor import child, protocol, startup
 from nsvirt.driver.supervisor.console import Console, DomainLog, log
@@ -64,6 +66,12 @@ class Controller:
         self.waiters: list[Client] = []  # replied to when init has stopped or restarted
         self.interfaces: list[dict[str, Any]] = []  # as network/attach.py made them
         self.plan_json = config.plan_json
+        self.idranges = config.idranges
+        self.auto_ids = -1  # the first host id of the range this run holds (-1: none)
+        self.maps: tuple[tuple[Any, ...], tuple[Any, ...]] = (self.plan.uid_map,
+                                                              self.plan.gid_map)  # fmt: skip
+        self.seccomp = b""
+        self.made_mountpoint = False  # by this start (a failed one removes it)
         self.started_at = time.time()
         self.start_ticks = procstat.start_time(os.getpid())  # with the pid: who we are
 
@@ -82,21 +90,28 @@ class Controller:
         self.faults.point("running")
         ttys = [c.tty for c in self.consoles]
         word = {"pid": os.getpid(), "init_pid": self.init_pid, "consoles": ttys,
-                "interfaces": self.interfaces}  # fmt: skip
+                "interfaces": self.interfaces, "containment": self.containment()}  # fmt: skip
         self._answer("running " + json.dumps(word))
         self._serve()
         return 0
 
     def _boot(self) -> None:
+        if self.plan.auto_ids:
+            self._take_ids()
+        if self.plan.seccomp or self.plan.remount_guard:
+            self.seccomp = seccomp.build(self.plan.facts["arch"], self.plan.seccomp,
+                                         self.plan.remount_guard)  # fmt: skip
         self.cgroup.create(self.plan.limits, self.plan.device_rules)
         self.faults.point("cgroup")
         owner = None
-        if self.plan.uid_map:  # the container's root must be able to open its console
-            owner = (idmap.host_id(self.plan.uid_map), idmap.host_id(self.plan.gid_map))
+        if self.maps[0]:  # the container's root must be able to open its console
+            owner = (idmap.host_id(self.maps[0]), idmap.host_id(self.maps[1]))
         self.consoles = [Console.open(self.loop, self.domain_log, owner)
                          for _ in range(self.plan.consoles)]  # fmt: skip
-        if self.plan.root == "/":
-            os.makedirs(self.paths.mountpoint(self.name), mode=0o700, exist_ok=True)
+        if self.plan.root == "/" or self.plan.root_idmapped:
+            point = self.paths.mountpoint(self.name)
+            self.made_mountpoint = not point.exists()
+            self.paths.make_mountpoint(point)
         self._start_init()
         self.server = ControlServer(self.loop, self, protocol.bind(self.paths.socket(self.name)))
         try:
@@ -105,12 +120,41 @@ class Controller:
             path = self.paths.state(self.name)
             raise child.StartError(f"cannot write the runtime state {path}: {e.strerror}") from None
 
+    def _take_ids(self) -> None:
+        """A range of host ids nobody else holds, for the user namespace (a default,
+        unprivileged domain); given back at teardown."""
+        count = self.plan.auto_ids
+        first = idranges.allocate(self.idranges, pid=os.getpid(), pid_start=self.start_ticks,
+                                  root=str(self.paths.root), name=self.name,
+                                  uuid=self.plan.uuid)  # fmt: skip
+        self.auto_ids = first
+        one = (SimpleNamespace(start=0, target=first, count=count),)
+        self.maps = (one, one)
+        log(f"user namespace: ids 0-{count - 1} are host ids {first}-{first + count - 1}")
+
+    def _give_back_ids(self) -> None:
+        if self.auto_ids >= 0:
+            try:
+                idranges.release(self.idranges, self.auto_ids, os.getpid())
+            except Exception as e:
+                log(f"cannot give back the host id range: {e}")
+            self.auto_ids = -1
+
+    def containment(self) -> dict[str, Any]:
+        """For the run state: the mode, and the host ids of root inside."""
+        uid = idmap.host_id(self.maps[0]) if self.maps[0] else None
+        gid = idmap.host_id(self.maps[1]) if self.maps[1] else None
+        count = sum(m.count for m in self.maps[0])
+        return {"mode": self.plan.containment, "uid": uid, "gid": gid, "count": count,
+                "table": self.idranges if self.auto_ids >= 0 else None}  # fmt: skip
+
     def _start_init(self) -> None:
         mountpoint = str(self.paths.mountpoint(self.name))
         ttys = [c.tty for c in self.consoles]
-        context = child.InitContext(mountpoint, ttys, self.cgroup.describe())
-        self.init_pid = startup.start_init(self.plan, self.cgroup, context, self.faults,
-                                           self.handshake_timeout, self._net_setup)  # fmt: skip
+        context = child.InitContext(mountpoint, ttys, self.cgroup.payload_dirs(), self.seccomp)
+        self.init_pid = startup.start_init(self.plan, self.maps, self.cgroup, context,
+                                           self.faults, self.handshake_timeout,
+                                           self._net_setup)  # fmt: skip
 
     def _net_setup(self, init_pid: int) -> None:
         """Make the interfaces in init's network namespace: by the launcher, which waits
@@ -181,6 +225,7 @@ class Controller:
             cgroup_name=self.plan.cgroup_name, facts=self.plan.facts,
             persistent=self.persistent, started_at=self.started_at,
             protocol=protocol.VERSION, code=running_signature(), interfaces=self.interfaces,
+            containment=self.containment(),
         )  # fmt: skip
 
     def write_state(self) -> None:
@@ -366,6 +411,10 @@ class Controller:
             self.server = None
         runstate.teardown(self.paths, self.name, cgroup, final_reason=final_reason,
                           persistent=self.persistent, run_files=bound)  # fmt: skip
+        if self.made_mountpoint and not bound:
+            with contextlib.suppress(OSError):
+                os.rmdir(self.paths.mountpoint(self.name))
+        self._give_back_ids()  # last: no process of the container is left
 
 
 def _signal_number(name: str) -> int:

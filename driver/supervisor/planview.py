@@ -12,7 +12,7 @@ import json
 from types import SimpleNamespace
 from typing import Any
 
-PLAN_FORMAT = 1  # must equal nsvirt.driver.launch.plan.PLAN_FORMAT (a unit test checks)
+PLAN_FORMAT = 2  # must equal nsvirt.driver.launch.plan.PLAN_FORMAT (a unit test checks)
 _RAW = ("facts",)  # kept as dicts: written back into state files as they are
 
 

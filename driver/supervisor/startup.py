@@ -4,11 +4,12 @@ the handshake (DESIGN.md §5, step 3) until init has exec'd the domain's init.
     supervisor                      intermediate / init
     fork ────────────────────────▶  join cgroup, setns, unshare(CLONE_NEWUSER)
          ◀──────────── "userns"
-    write uid_map, gid_map
+    write uid_map, gid_map; make the
+    idmapped copies of root and binds
          "mapped" ────────────────▶ unshare the rest, fork init (pid 1)
          ◀──────────── "init PID"   (the intermediate exits)
     the interfaces, made in init's network namespace (net_setup)
-         "continue" ──────────────▶ init: mounts, pivot_root, caps, execve
+         "continue" + idmapped fds ▶ init: mounts, pivot_root, seccomp, caps, execve
          ◀──────────── EOF          (execve closed init's end: running)
                      or "error: …"
 
@@ -19,22 +20,24 @@ from __future__ import annotations
 
 import os
 import socket
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
-from nsvirt.driver.runtime import idmap
+from nsvirt.driver.runtime import idmap, idmount
 from nsvirt.driver.runtime import syscalls as sc
 from nsvirt.driver.supervisor import child, protocol
 from nsvirt.driver.supervisor.child import StartError
 from nsvirt.driver.supervisor.faults import Faults
 
 NetSetup = Callable[[int], None]
+IdMaps = tuple[Sequence[Any], Sequence[Any]]
 
 
-def start_init(plan: Any, cgroup: Any, context: child.InitContext, faults: Faults,
-               timeout: float, net_setup: NetSetup) -> int:  # fmt: skip
+def start_init(plan: Any, maps: IdMaps, cgroup: Any, context: child.InitContext,
+               faults: Faults, timeout: float, net_setup: NetSetup) -> int:  # fmt: skip
     """Fork and set up the container; return init's pid once it runs the domain's init.
-    `net_setup(init_pid)` makes the interfaces while init waits (raises StartError)."""
+    `maps`: its user namespace's (uid map, gid map); `net_setup(init_pid)` makes the
+    interfaces while init waits (raises StartError)."""
     sc.prctl(sc.PR_SET_CHILD_SUBREAPER, 1, what="becoming a subreaper")
     ours, theirs = socket.socketpair()  # both CLOEXEC: init's exec closes its end
     pid = os.fork()
@@ -43,7 +46,7 @@ def start_init(plan: Any, cgroup: Any, context: child.InitContext, faults: Fault
         child.intermediate(plan, theirs, cgroup, context)
     theirs.close()
     try:
-        return _handshake(plan, ours, pid, faults, timeout, net_setup)
+        return _handshake(plan, maps, ours, pid, faults, timeout, net_setup)
     finally:
         ours.close()
 
@@ -55,18 +58,53 @@ def _read(sock: socket.socket, timeout: float) -> str:
         raise StartError(f"the container did not answer within {timeout:g} s") from None
 
 
-def _handshake(plan: Any, sock: socket.socket, intermediate: int, faults: Faults,
-               timeout: float, net_setup: NetSetup) -> int:  # fmt: skip
+def _handshake(plan: Any, maps: IdMaps, sock: socket.socket, intermediate: int,
+               faults: Faults, timeout: float, net_setup: NetSetup) -> int:  # fmt: skip
     faults.point("forked")
     line = _read(sock, timeout)
-    if line == "userns":
-        try:
-            idmap.write_id_maps(intermediate, plan.uid_map, plan.gid_map)
-        except OSError as e:
-            raise StartError(str(e)) from None
-        faults.point("mapped")
-        sock.sendall(b"mapped\n")
-        line = _read(sock, timeout)
+    idmapped: list[int] = []
+    try:
+        if line == "userns":
+            try:
+                idmap.write_id_maps(intermediate, *maps)
+                idmapped = _idmapped_copies(plan, intermediate)
+            except OSError as e:
+                raise StartError(str(e)) from None
+            faults.point("mapped")
+            sock.sendall(b"mapped\n")
+            line = _read(sock, timeout)
+        return _until_running(plan, sock, intermediate, line, idmapped, faults, timeout,
+                              net_setup)  # fmt: skip
+    finally:
+        for fd in idmapped:
+            os.close(fd)
+
+
+def _idmapped_copies(plan: Any, intermediate: int) -> list[int]:
+    """Detached copies of the root and the idmapped binds, idmapped to the container's
+    user namespace (only host root may make them), in the order init consumes them."""
+    sources = [(plan.root, "/")] if plan.root_idmapped else []
+    sources += [(op.source, op.dest) for op in plan.mounts if op.kind == "bind" and op.idmapped]
+    if not sources:
+        return []
+    userns = os.open(f"/proc/{intermediate}/ns/user", os.O_RDONLY | os.O_CLOEXEC)
+    fds: list[int] = []
+    try:
+        for source, dest in sources:
+            what = f"failed to mount {source} on {dest}"
+            fds.append(idmount.idmapped_copy(source, userns, what))
+    except BaseException:
+        for fd in fds:
+            os.close(fd)
+        raise
+    finally:
+        os.close(userns)
+    return fds
+
+
+def _until_running(plan: Any, sock: socket.socket, intermediate: int, line: str,
+                   idmapped: list[int], faults: Faults, timeout: float,
+                   net_setup: NetSetup) -> int:  # fmt: skip
     try:
         os.waitpid(intermediate, 0)
     except ChildProcessError:
@@ -85,7 +123,10 @@ def _handshake(plan: Any, sock: socket.socket, intermediate: int, faults: Faults
             reap(init_pid)
             raise
         faults.point("network")
-    sock.sendall(b"continue\n")
+    if idmapped:
+        socket.send_fds(sock, [b"continue\n"], idmapped)
+    else:
+        sock.sendall(b"continue\n")
     faults.point("continue")
     line = _read(sock, timeout)  # EOF: init's exec closed its end, so init is running
     if line:

@@ -23,6 +23,7 @@ from nsvirt.driver import connect
 from nsvirt.driver.connection import Connection
 from nsvirt.driver.consolestream import ConsoleStream
 from nsvirt.driver.domain import Domain
+from nsvirt.driver.domxml.model import NSVIRT_NS
 from tests.conftest import EXAMPLES
 
 MARKER = "nsvirt-test-rootfs"
@@ -114,12 +115,18 @@ def leftovers(conn: Connection) -> list[str]:
     out += [f"process {p}" for p in processes_in(conn.tag)]
     run = conn.paths.run_dir
     if run.exists():
-        out += [
-            str(p) for p in run.iterdir() if p.suffix in (".sock", ".root") or (p.suffix == ".xml")
-        ]
+        out += [str(p) for p in run.iterdir() if p.suffix in (".sock", ".xml")]
         for state in run.glob("*.json"):
             if '"running"' in state.read_text() or '"paused"' in state.read_text():
                 out.append(str(state))
+    points = conn.paths.mountpoint("x").parent
+    if points.exists():
+        out += [str(p) for p in points.glob(f"{conn.tag}-*")]
+    from nsvirt.driver.state import idranges
+
+    held = idranges.held(idranges.table_path())
+    out += [f"host ids {e['start']} held for {e['name']}" for e in held
+            if e["root"] == str(conn.paths.root)]  # fmt: skip
     from nsvirt.driver.runtime.cgroups.bpf_devices import (
         BPF_PROG_TYPE_CGROUP_DEVICE,
         loaded_programs,
@@ -183,8 +190,16 @@ def domain_xml(
     devices: str = "",
     memory_mib: int = 64,
     root_readonly: bool = False,
+    privileged: bool = False,
+    config: str = "",
 ) -> str:
+    """A domain on `rootfs` (None: the host's root); `privileged` opts out of the user
+    namespace; `config`: more of <nsvirt:config>."""
     argxml = "".join(f"<initarg>{escape(a)}</initarg>" for a in args)
+    config += "<nsvirt:privileged/>" if privileged else ""
+    if config:
+        config = f"<nsvirt:config xmlns:nsvirt='{NSVIRT_NS}'>{config}</nsvirt:config>"
+        extra = f"<metadata>{config}</metadata>{extra}"
     root = ""
     if rootfs is not None:
         ro = "<readonly/>" if root_readonly else ""

@@ -43,11 +43,13 @@ def own_rootfs(rootfs: Path, tmp_path: Path) -> Path:
     return copy
 
 
-@pytest.mark.parametrize("userns", [False, True], ids=["privileged", "idmap"])
+@pytest.mark.parametrize("mode", ["default", "privileged", "idmap"])
 def test_initctl_symlink_to_a_host_file_is_not_followed(
-    conn, rootfs: Path, victim: Path, shell_of, userns: bool
+    conn, rootfs: Path, victim: Path, shell_of, mode: str
 ) -> None:
-    dom = start(conn, domain_xml("sysvtrap", rootfs, extra=IDMAP if userns else ""))
+    xml = domain_xml("sysvtrap", rootfs, extra=IDMAP if mode == "idmap" else "",
+                     privileged=mode == "privileged")  # fmt: skip
+    dom = start(conn, xml)
     secret = victim / "secret"
     before = secret.read_bytes(), secret.stat().st_mtime_ns
     shell_of(dom).run(f"ln -sf {secret} /dev/initctl")
@@ -79,23 +81,26 @@ def test_initctl_symlink_inside_the_root_is_followed(conn, rootfs: Path, shell_o
     assert dom.state() == (DomainState.SHUTOFF, 1)
 
 
+@pytest.mark.parametrize("mode", ["privileged", "default"])
 def test_file_mount_point_symlink_creates_no_host_file(
-    conn, own_rootfs: Path, victim: Path, tmp_path: Path
+    conn, own_rootfs: Path, victim: Path, tmp_path: Path, mode: str
 ) -> None:
     source = tmp_path / "resolv.conf"
     source.write_text("nameserver 192.0.2.53\n")
     (own_rootfs / "etc/resolv.conf").symlink_to(victim / "created-by-container")
     bind = f"<filesystem><source dir='{source}'/><target dir='/etc/resolv.conf'/></filesystem>"
-    dom = conn.define_xml(domain_xml("filetrap", own_rootfs, devices=bind))
+    xml = domain_xml("filetrap", own_rootfs, devices=bind, privileged=mode == "privileged")
+    dom = conn.define_xml(xml)
     with pytest.raises(InternalError, match=r"cannot create mount point /etc/resolv\.conf"):
         dom.create()
     assert not (victim / "created-by-container").exists()
     assert not leftovers(conn)
 
 
+@pytest.mark.parametrize("mode", ["privileged", "default"])
 @pytest.mark.parametrize("link", ["absolute", "dotdot"])
 def test_directory_mount_point_symlink_creates_no_host_directory(
-    conn, own_rootfs: Path, victim: Path, tmp_path: Path, link: str
+    conn, own_rootfs: Path, victim: Path, tmp_path: Path, link: str, mode: str
 ) -> None:
     aim = victim / "made-by-container"
     if link == "absolute":
@@ -105,7 +110,8 @@ def test_directory_mount_point_symlink_creates_no_host_directory(
     source = tmp_path / "data"
     source.mkdir()
     bind = f"<filesystem><source dir='{source}'/><target dir='/data/www'/></filesystem>"
-    dom = conn.define_xml(domain_xml("dirtrap", own_rootfs, devices=bind))
+    xml = domain_xml("dirtrap", own_rootfs, devices=bind, privileged=mode == "privileged")
+    dom = conn.define_xml(xml)
     with pytest.raises(InternalError, match="cannot create mount point /data/www"):
         dom.create()
     assert not aim.exists()

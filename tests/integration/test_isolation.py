@@ -20,14 +20,22 @@ def ns(pid: int | str, kind: str) -> str:
     return os.readlink(f"/proc/{pid}/ns/{kind}")
 
 
-def test_init_is_pid1_in_new_namespaces(conn, rootfs: Path, shell_of) -> None:
-    dom = start(conn, domain_xml("web1", rootfs))
+@pytest.mark.parametrize("privileged", [False, True], ids=["default", "privileged"])
+def test_init_is_pid1_in_new_namespaces(conn, rootfs: Path, shell_of, privileged: bool) -> None:
+    dom = start(conn, domain_xml("web1", rootfs, privileged=privileged))
     init = dom.init_pid()
-    for kind in ("mnt", "uts", "ipc", "pid"):
+    for kind in ("mnt", "uts", "ipc", "pid", "cgroup"):
         assert ns(init, kind) != ns("self", kind), kind
     # no <privnet/> and no interface: the host's network, as libvirt does
     assert ns(init, "net") == ns("self", "net")
-    assert ns(init, "user") == ns("self", "user")  # no <idmap>
+    if privileged:  # <nsvirt:privileged/>: libvirt's default, no user namespace
+        assert ns(init, "user") == ns("self", "user")
+        assert Path(f"/proc/{init}/status").read_text().split("Uid:")[1].split()[0] == "0"
+    else:  # no <idmap>: a user namespace of 65536 host ids that only it holds
+        assert ns(init, "user") != ns("self", "user")
+        inside, host, count = Path(f"/proc/{init}/uid_map").read_text().split()
+        assert (inside, count) == ("0", "65536") and int(host) >= 65536
+        assert Path(f"/proc/{init}/status").read_text().split("Uid:")[1].split()[0] == host
     sh = shell_of(dom)
     assert sh.run("echo $$").strip() == "1"
     assert sh.run("hostname").strip() == "web1"

@@ -71,8 +71,12 @@ def test_other_plan_format_is_refused() -> None:
 
 
 def test_namespaces_order_and_choice() -> None:
-    assert build(minimal()).namespaces == ("mnt", "pid", "uts", "ipc")
-    assert build(minimal("<features><privnet/></features>")).namespaces[-1] == "net"
+    # the default: a user namespace first (it owns the others), a cgroup namespace last
+    assert build(minimal()).namespaces == ("user", "mnt", "pid", "uts", "ipc", "cgroup")
+    privileged = "<metadata><nsvirt:config xmlns:nsvirt='https://nsvirt.dev/xmlns/domain/1.0'>"
+    privileged += "<nsvirt:privileged/></nsvirt:config></metadata>"
+    assert build(minimal(privileged)).namespaces == ("mnt", "pid", "uts", "ipc", "cgroup")
+    assert "net" in build(minimal("<features><privnet/></features>")).namespaces
     idmap = (
         "<idmap><uid start='0' target='1000' count='10'/>"
         "<gid start='0' target='1000' count='10'/></idmap>"

@@ -3,6 +3,12 @@
 nsvirt writes only inside the partitions it owns and the container's own
 leaf; `check_writable` enforces that on every write, and never lets a write
 land in the cgroup of the calling process or one of its ancestors.
+
+A container's leaf holds its limits and device rules; its processes live one
+level down, in `payload`, where its cgroup namespace is rooted. A container
+that can write its cgroup files (a privileged one, after a remount) only ever
+reaches `payload`'s, whose limits the leaf's bound: it cannot raise its memory
+limit or widen its device list, on v1 or v2.
 """
 
 from __future__ import annotations
@@ -14,6 +20,8 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, Protocol
+
+PAYLOAD = "payload"  # the container's own cgroup, below the one that holds its limits
 
 
 class CgroupError(Exception):
@@ -63,6 +71,7 @@ class CgroupBackend(Protocol):
     def cpu_time_ns(self) -> int: ...
     def oom_kills(self) -> int: ...
     def describe(self) -> dict[str, str]: ...
+    def payload_dirs(self) -> dict[str, str]: ...
 
 
 def own_cgroups() -> dict[str, str]:

@@ -1,6 +1,12 @@
 """The cgroup v1 backend: one directory per controller hierarchy.
 
-/sys/fs/cgroup/<controller>/<partition>/<name>.nsvirt-lxc
+    /sys/fs/cgroup/<controller>/<partition>/<name>.nsvirt-lxc          limits, devices
+    /sys/fs/cgroup/<controller>/<partition>/<name>.nsvirt-lxc/payload  the processes
+
+As for v2, the container's cgroup namespace is rooted at `payload`: v1's memory,
+pids, cpu and cpuset limits are hierarchical and a child's device list can never
+be wider than its parent's, so what it could change there is bounded by the level
+above (runtime/cgroups/__init__.py).
 """
 
 from __future__ import annotations
@@ -10,6 +16,7 @@ import time
 from pathlib import Path
 
 from nsvirt.driver.runtime.cgroups import (
+    PAYLOAD,
     CgroupError,
     DeviceRule,
     Limits,
@@ -20,6 +27,7 @@ from nsvirt.driver.runtime.cgroups import (
     remove_empty_levels,
     remove_tree,
     rule_text,
+    subtree,
     subtree_pids,
 )
 
@@ -56,8 +64,11 @@ class V1Cgroup:
     def describe(self) -> dict[str, str]:
         return {ctrl: str(self.dir(ctrl)) for ctrl in self.mounts}
 
-    def _write(self, ctrl: str, file: str, value: object) -> None:
-        path = self.dir(ctrl) / file
+    def payload_dirs(self) -> dict[str, str]:
+        return {ctrl: str(self.dir(ctrl) / PAYLOAD) for ctrl in self.mounts}
+
+    def _write(self, ctrl: str, file: str, value: object, sub: str = "") -> None:
+        path = self.dir(ctrl) / sub / file
         check_writable(path, self.mounts[ctrl], self.dir(ctrl), ctrl)
         try:
             with open(path, "w") as f:
@@ -81,6 +92,11 @@ class V1Cgroup:
                 made.append(leaf)
                 self.owned = True
             self._apply(limits, rules)
+            for ctrl, leaf in self._dirs().items():
+                os.mkdir(leaf / PAYLOAD)  # inherits the device list
+                if ctrl == "cpuset":
+                    self._copy_cpuset(leaf / PAYLOAD)
+            self._apply(limits, (), PAYLOAD)
         except BaseException:
             if self.owned:  # only what this start made: never another container's
                 for leaf in made:
@@ -116,42 +132,47 @@ class V1Cgroup:
                 check_writable(level / file, self.mounts["cpuset"], level, "cpuset")
                 (level / file).write_text(value)
 
-    def _apply(self, limits: Limits, rules: tuple[DeviceRule, ...]) -> None:
+    def _apply(self, limits: Limits, rules: tuple[DeviceRule, ...], sub: str = "") -> None:
+        """Write the device rules and the limits into the leaf (or its `sub` level)."""
+
+        def write(ctrl: str, file: str, value: object) -> None:
+            self._write(ctrl, file, value, sub)
+
         if "devices" in self.mounts:
             for rule in rules:
-                self._write(
+                write(
                     "devices",
                     "devices.deny" if rule.type == "a" else "devices.allow",
                     rule_text(rule),
                 )
         lim = limits
         if lim.memory_limit is not None:
-            self._write("memory", "memory.limit_in_bytes", lim.memory_limit)
+            write("memory", "memory.limit_in_bytes", lim.memory_limit)
         if lim.memory_soft_limit is not None:
-            self._write("memory", "memory.soft_limit_in_bytes", lim.memory_soft_limit)
+            write("memory", "memory.soft_limit_in_bytes", lim.memory_soft_limit)
         if lim.memory_swap_limit is not None:
-            if not (self.dir("memory") / "memory.memsw.limit_in_bytes").exists():
+            if not (self.dir("memory") / sub / "memory.memsw.limit_in_bytes").exists():
                 raise CgroupError(
                     "<memtune><swap_hard_limit> needs swap accounting, which this "
                     "host's kernel has off (swapaccount=1)"
                 )
-            self._write("memory", "memory.memsw.limit_in_bytes", lim.memory_swap_limit)
+            write("memory", "memory.memsw.limit_in_bytes", lim.memory_swap_limit)
         if lim.cpu_shares is not None:
-            self._write("cpu", "cpu.shares", lim.cpu_shares)
+            write("cpu", "cpu.shares", lim.cpu_shares)
         if lim.cpu_period is not None:
-            self._write("cpu", "cpu.cfs_period_us", lim.cpu_period)
+            write("cpu", "cpu.cfs_period_us", lim.cpu_period)
         if lim.cpu_quota is not None:
-            self._write("cpu", "cpu.cfs_quota_us", lim.cpu_quota)
+            write("cpu", "cpu.cfs_quota_us", lim.cpu_quota)
         if lim.cpuset_cpus is not None:
-            self._write("cpuset", "cpuset.cpus", lim.cpuset_cpus)
+            write("cpuset", "cpuset.cpus", lim.cpuset_cpus)
         if lim.cpuset_mems is not None:
-            self._write("cpuset", "cpuset.mems", lim.cpuset_mems)
+            write("cpuset", "cpuset.mems", lim.cpuset_mems)
         if lim.blkio_weight is not None:
             weight = next(
                 (
                     f
                     for f in ("blkio.weight", "blkio.bfq.weight")
-                    if (self.dir("blkio") / f).exists()
+                    if (self.dir("blkio") / sub / f).exists()
                 ),
                 None,
             )
@@ -160,13 +181,13 @@ class V1Cgroup:
                     "<blkiotune><weight> needs a proportional I/O scheduler "
                     "(BFQ); this host has no blkio weight file"
                 )
-            self._write("blkio", weight, lim.blkio_weight)
+            write("blkio", weight, lim.blkio_weight)
         if lim.pids_max is not None:
-            self._write("pids", "pids.max", lim.pids_max)
+            write("pids", "pids.max", lim.pids_max)
 
     def attach(self, pid: int) -> None:
         for ctrl in self._dirs():
-            self._write(ctrl, "cgroup.procs", pid)
+            self._write(ctrl, "cgroup.procs", pid, PAYLOAD)
 
     def pids(self) -> list[int]:
         """Every process of the container, in its cgroup or below it, any hierarchy."""
@@ -211,8 +232,16 @@ class V1Cgroup:
         return int(self._read("cpuacct", "cpuacct.usage"))
 
     def oom_kills(self) -> int:
-        for line in self._read("memory", "memory.oom_control").splitlines():
-            key, _, value = line.partition(" ")
-            if key == "oom_kill":
-                return int(value)
-        return 0
+        """OOM kills in the whole subtree: v1 counts each where the limit bit (payload,
+        which holds the same limit, or the level above), never up the tree."""
+        total = 0
+        for level in subtree(self.dir("memory")):
+            try:
+                text = (level / "memory.oom_control").read_text()
+            except FileNotFoundError:
+                continue
+            for line in text.splitlines():
+                key, _, value = line.partition(" ")
+                if key == "oom_kill":
+                    total += int(value)
+        return total

@@ -1,6 +1,11 @@
 """The cgroup v2 backend: one unified hierarchy, processes only in leaves.
 
-    <cgroup2 mount>/<partition>/<name>.nsvirt-lxc
+    <cgroup2 mount>/<partition>/<name>.nsvirt-lxc          limits, device program
+    <cgroup2 mount>/<partition>/<name>.nsvirt-lxc/payload  the container's processes
+
+The container's cgroup namespace is rooted at `payload`: what it sees and could
+change there (the same limits, written again so that it reads its own) is bounded
+by the level above, which it cannot see (runtime/cgroups/__init__.py).
 
 The translations are those libvirt's own v2 backend writes (DESIGN.md §6):
 memory.max, memory.high, memory.swap.max, cpu.weight, cpu.max, cpuset.*,
@@ -14,6 +19,7 @@ import time
 from pathlib import Path
 
 from nsvirt.driver.runtime.cgroups import (
+    PAYLOAD,
     CgroupError,
     DeviceRule,
     Limits,
@@ -38,17 +44,21 @@ class V2Cgroup:
         self.partition = "/" + partition.strip("/")
         self.name = name
         self.leaf = Path(mount + self.partition) / name
+        self.payload = self.leaf / PAYLOAD
         self.prog_fd = -1
         self.owned = False
 
     def describe(self) -> dict[str, str]:
         return {"unified": str(self.leaf)}
 
+    def payload_dirs(self) -> dict[str, str]:
+        return {"unified": str(self.payload)}
+
     def _path(self, file: str) -> Path:
         return self.leaf / file
 
-    def _write(self, file: str, value: object) -> None:
-        path = self._path(file)
+    def _write(self, file: str, value: object, level: Path | None = None) -> None:
+        path = (level or self.leaf) / file
         check_writable(path, self.mount, self.leaf, "")
         try:
             with open(path, "w") as f:
@@ -69,9 +79,12 @@ class V2Cgroup:
         make_levels(self._make_levels)
         self.owned = True
         try:
-            self._apply(limits)
+            self._apply(limits, self.leaf)
             self.prog_fd = bpf_devices.load(bpf_devices.program(rules))
             bpf_devices.attach(str(self.leaf), self.prog_fd)
+            self._enable_controllers(self.leaf)
+            os.mkdir(self.payload)
+            self._apply(limits, self.payload)
         except BaseException:
             self.destroy()
             self.owned = False
@@ -113,44 +126,47 @@ class V2Cgroup:
             raise CgroupError(f"cannot enable {', '.join(missing)} in {level}: "
                               f"{e.strerror}") from None  # fmt: skip
 
-    def _apply(self, lim: Limits) -> None:
+    def _apply(self, lim: Limits, level: Path) -> None:
+        def write(file: str, value: object) -> None:
+            self._write(file, value, level)
+
         if lim.memory_limit is not None:
-            self._write("memory.max", lim.memory_limit)
+            write("memory.max", lim.memory_limit)
         if lim.memory_soft_limit is not None:
-            self._write("memory.high", lim.memory_soft_limit)
+            write("memory.high", lim.memory_soft_limit)
         if lim.memory_swap_limit is not None:
             # v1's memsw counts memory + swap; v2's swap.max counts swap alone
-            if not self._path("memory.swap.max").exists():
+            if not (level / "memory.swap.max").exists():
                 raise CgroupError(
                     "<memtune><swap_hard_limit> needs swap accounting "
                     "(memory.swap.max), which this host does not offer"
                 )
             mem = lim.memory_limit or 0
-            self._write("memory.swap.max", max(0, lim.memory_swap_limit - mem))
+            write("memory.swap.max", max(0, lim.memory_swap_limit - mem))
         if lim.cpu_shares is not None:
             if not 1 <= lim.cpu_shares <= 10000:
                 raise CgroupError(f"<cputune><shares>{lim.cpu_shares}</shares> is outside "
                                   "cgroup v2's cpu.weight range 1-10000")  # fmt: skip
-            self._write("cpu.weight", lim.cpu_shares)
+            write("cpu.weight", lim.cpu_shares)
         if lim.cpu_quota is not None or lim.cpu_period is not None:
             quota = lim.cpu_quota if lim.cpu_quota not in (None, -1) else "max"
-            self._write("cpu.max", f"{quota} {lim.cpu_period or 100000}")
+            write("cpu.max", f"{quota} {lim.cpu_period or 100000}")
         if lim.cpuset_cpus is not None:
-            self._write("cpuset.cpus", lim.cpuset_cpus)
+            write("cpuset.cpus", lim.cpuset_cpus)
         if lim.cpuset_mems is not None:
-            self._write("cpuset.mems", lim.cpuset_mems)
+            write("cpuset.mems", lim.cpuset_mems)
         if lim.blkio_weight is not None:
-            if not self._path("io.weight").exists():
+            if not (level / "io.weight").exists():
                 raise CgroupError(
                     "<blkiotune><weight> needs io.weight (the BFQ scheduler "
                     "and the io controller), which this host does not offer"
                 )
-            self._write("io.weight", f"default {lim.blkio_weight}")
+            write("io.weight", f"default {lim.blkio_weight}")
         if lim.pids_max is not None:
-            self._write("pids.max", lim.pids_max)
+            write("pids.max", lim.pids_max)
 
     def attach(self, pid: int) -> None:
-        self._write("cgroup.procs", pid)
+        self._write("cgroup.procs", pid, self.payload)
 
     def pids(self) -> list[int]:
         """Every process of the container, in its leaf or in cgroups it made below."""
