@@ -114,17 +114,31 @@ CASES: dict = {
         [
             BASE,
             replace(BASE, containment=m.Containment(privileged=True, no_new_privs=True)),
-            replace(BASE, uid_map=idmap((0, 100000, 65536)), gid_map=idmap((0, 100000, 65536)),
-                    containment=m.Containment(idmapped_mounts=True)),
+            replace(
+                BASE,
+                uid_map=idmap((0, 100000, 65536)),
+                gid_map=idmap((0, 100000, 65536)),
+                containment=m.Containment(idmapped_mounts=True),
+            ),
         ],
         [
-            (replace(BASE, uid_map=idmap((0, 100000, 65536)), gid_map=idmap((0, 100000, 65536)),
-                     containment=m.Containment(privileged=True)),
-             "/domain/metadata/nsvirt:config/nsvirt:privileged", "give one or the other"),
-            (replace(BASE, containment=m.Containment(privileged=True, idmapped_mounts=True)),
-             "/domain/metadata/nsvirt:config/nsvirt:idmapped-mounts", "needs a user namespace"),
+            (
+                replace(
+                    BASE,
+                    uid_map=idmap((0, 100000, 65536)),
+                    gid_map=idmap((0, 100000, 65536)),
+                    containment=m.Containment(privileged=True),
+                ),
+                "/domain/metadata/nsvirt:config/nsvirt:privileged",
+                "give one or the other",
+            ),
+            (
+                replace(BASE, containment=m.Containment(privileged=True, idmapped_mounts=True)),
+                "/domain/metadata/nsvirt:config/nsvirt:idmapped-mounts",
+                "needs a user namespace",
+            ),
         ],
-    ),  # fmt: skip
+    ),
     validate.check_idmaps: (
         [
             BASE,
