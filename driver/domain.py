@@ -15,9 +15,10 @@ anything is reported or changed: a running container is never forgotten.
 from __future__ import annotations
 
 import contextlib
+import os
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from nsvirt.driver import recovery
 from nsvirt.driver.errors import (
@@ -169,6 +170,24 @@ class Domain(Lifecycle, Interfaces):
 
         path = self.conn.paths.config(self.name)
         return domxml.load_trusted(self.xml_desc(inactive).encode(), source=str(path))
+
+    def containment(self) -> dict[str, Any]:
+        """How the domain is contained (running) or would be on this host, and why
+        (launch/containment.py's report; the host ids of root inside while it runs)."""
+        from nsvirt.driver.launch import containment, hostfacts
+
+        can_idmap = None
+        if os.geteuid() == 0:  # trying an idmapped mount needs root
+            from nsvirt.driver.runtime.idmount import probe as can_idmap
+        state = self.run_state()
+        live = runstate.is_live(state)
+        out = containment.report(self.definition(), hostfacts.detect(),
+                                 None if live else can_idmap)  # fmt: skip
+        ids = (state.containment if live and state is not None else {}) or {}
+        out["host_uid"], out["host_gid"] = ids.get("uid"), ids.get("gid")
+        if live and out["mode"] == "privileged":
+            out["host_uid"] = out["host_gid"] = 0
+        return out
 
     def undefine(self) -> None:
         """Remove the persistent definition; a running domain goes on, as transient."""

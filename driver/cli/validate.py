@@ -1,7 +1,9 @@
-"""nsvirt-xml-validate FILE...: check domain files like libvirt's virt-xml-validate.
+"""nsvirt-xml-validate [--explain] FILE...: check domain files like libvirt's
+virt-xml-validate.
 
 Prints `FILE validates` for each good file, or `error: FILE:LINE: ...` on
-stderr for a bad one; exits 1 if any file failed.
+stderr for a bad one; exits 1 if any file failed. With --explain, says for each
+good one how it would be contained on this host, and why.
 """
 
 from __future__ import annotations
@@ -18,18 +20,52 @@ def main(argv: list[str] | None = None) -> int:
         prog="nsvirt-xml-validate",
         description="Validate nsvirt/libvirt <domain type='lxc'> files against nsvirt's schema.",
     )
+    parser.add_argument(
+        "--explain",
+        action="store_true",
+        help="say how each domain would be contained on this host, and why",
+    )
     parser.add_argument("files", nargs="+", metavar="FILE")
     args = parser.parse_args(argv)
     status = 0
     for name in args.files:
         try:
-            domxml.load_file(name)
+            dom = domxml.load_file(name)
         except DriverError as e:  # XMLError (FILE:LINE: reason) or FileError
             print(f"error: {e}", file=sys.stderr)
             status = 1
-        else:
-            print(f"{name} validates")
+            continue
+        print(f"{name} validates")
+        if args.explain:
+            print(explain(dom))
     return status
+
+
+def explain(dom: object) -> str:
+    """The containment report as indented lines."""
+    import os
+
+    from nsvirt.driver.launch import containment, hostfacts
+
+    probe = None
+    if os.geteuid() == 0:
+        from nsvirt.driver.runtime.idmount import probe
+    r = containment.report(dom, hostfacts.detect(), probe)  # type: ignore[arg-type]
+    denied = r["seccomp_denied"]
+    lines = [
+        f"  containment: {r['mode']}",
+        f"    why: {r['why']}",
+        f"    seccomp: denies {len(denied)} calls ({', '.join(denied)})",  # type: ignore[arg-type]
+        f"    read-only remount guard: {'on' if r['remount_guard'] else 'off'}; "
+        f"no_new_privs: {'on' if r['no_new_privs'] else 'off'}",
+    ]
+    if r["runs_here"]:
+        checked = "" if r["checked_filesystems"] or not r["idmapped_mounts"] else (
+            " (its filesystems not tried: that needs root)")  # fmt: skip
+        lines.append(f"    on this host: runs so{checked}")
+    else:
+        lines.append(f"    on this host: cannot start: {r['why_not']}")
+    return "\n".join(lines)
 
 
 if __name__ == "__main__":

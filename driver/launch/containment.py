@@ -18,6 +18,7 @@ privileged, and in a user namespace when the domain has a read-only root or bind
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from nsvirt.driver.domxml import model as m
@@ -129,3 +130,29 @@ def check_host(containment: Containment, facts: HostFacts) -> None:
             f"later; this host runs {facts.kernel}. Give an <idmap> whose range owns the "
             f"rootfs, or {opt_out}"
         )
+
+
+def idmapped_sources(dom: m.DomainDef) -> list[str]:
+    """The host paths a start shows through idmapped mounts (the host's own root never)."""
+    return [fs.source for fs in dom.devices.filesystems
+            if fs.type == "mount" and fs.source and fs.source != "/"]  # fmt: skip
+
+
+def report(dom: m.DomainDef, facts: HostFacts,
+           can_idmap: Callable[[str], str | None] | None = None) -> dict[str, object]:  # fmt: skip
+    """What dominfo --json and nsvirt-xml-validate --explain say: the mode and why,
+    and whether this host can run it so. `can_idmap(path)` (None: not checked, it
+    needs root) tries an idmapped mount of each source and says why not."""
+    c = decide(dom)
+    out = c.to_dict()
+    problems = []
+    try:
+        check_host(c, facts)
+    except Unsupported as e:
+        problems.append(str(e).removeprefix("unsupported configuration: "))
+    if c.idmapped_mounts and not problems and can_idmap is not None:
+        problems += [why for why in map(can_idmap, idmapped_sources(dom)) if why]
+    out["runs_here"] = not problems
+    out["why_not"] = "; ".join(problems) or None
+    out["checked_filesystems"] = can_idmap is not None and c.idmapped_mounts
+    return out

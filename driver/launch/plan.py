@@ -148,6 +148,7 @@ class LaunchPlan:
     root: str  # host directory that becomes "/" ("/" = the host's root, shared)
     root_readonly: bool
     root_idmapped: bool  # the root is shown through an idmapped mount
+    detached_mounts: bool  # the supervisor copies the root and binds for init (user ns)
     containment: str  # unprivileged | idmap | privileged (launch/containment.py)
     auto_ids: int  # host ids the supervisor allocates for the user namespace (0: none)
     seccomp: tuple[tuple[str, str], ...]  # (syscall, errno name) the filter denies
@@ -423,6 +424,7 @@ def build(
         root_readonly=bool(root_fs and root_fs.readonly),
         # the host's own root is never idmapped: that would hand its files to root inside
         root_idmapped=contained.idmapped_mounts and root != "/",
+        detached_mounts=userns,
         containment=contained.mode,
         auto_ids=contained.auto_ids,
         seccomp=contained.seccomp,

@@ -6,6 +6,8 @@ mount, and only a detached one: the supervisor makes each as a detached copy
 (open_tree(OPEN_TREE_CLONE)) idmapped to the container's user namespace, and
 passes the fds to init, which moves them into place (move_mount) in its own
 mount namespace. A file root inside creates is owned by host uid 0 on disk.
+Copies made so without an idmapping serve a user namespace too: init need not
+reach the host paths (a rootfs under a private directory) itself.
 """
 
 from __future__ import annotations
@@ -37,9 +39,10 @@ class _MountAttr(ctypes.Structure):
     ]
 
 
-def idmapped_copy(source: str, userns_fd: int, what: str, recursive: bool = True) -> int:
+def detached_copy(source: str, what: str, userns_fd: int = -1, recursive: bool = True) -> int:
     """A detached copy of the mount tree at `source`, idmapped to the user namespace
-    `userns_fd`; the caller owns the returned fd. `what` names the mount in errors."""
+    `userns_fd` if one is given; the caller owns the returned fd. `what` names the
+    mount in errors."""
     flags = OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC | (AT_RECURSIVE if recursive else 0)
     fd = sc.libc.syscall(
         ctypes.c_long(_SYS_OPEN_TREE),
@@ -49,6 +52,8 @@ def idmapped_copy(source: str, userns_fd: int, what: str, recursive: bool = True
     )
     if fd < 0:
         raise sc.SyscallError(what, ctypes.get_errno())
+    if userns_fd < 0:
+        return fd
     attr = _MountAttr(MOUNT_ATTR_IDMAP, 0, 0, userns_fd)
     at = AT_EMPTY_PATH | (AT_RECURSIVE if recursive else 0)
     ret = sc.libc.syscall(
@@ -120,3 +125,40 @@ def filesystems_under(path: str) -> list[str]:
         elif point.startswith(real + "/"):
             kinds.add(fstype)
     return sorted({holder[1], *kinds} - {""})
+
+
+def probe(source: str) -> str | None:
+    """Can `source` be shown through an idmapped mount here? None if so, else why not.
+    Needs root: a throw-away user namespace (one id mapped) to idmap a copy to."""
+    ready_r, ready_w = os.pipe()
+    hold_r, hold_w = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # holds a new user namespace until `hold` closes
+        try:
+            os.close(ready_r)
+            os.close(hold_w)
+            sc.unshare(sc.CLONE_NEWUSER)
+            os.write(ready_w, b"u")
+            os.read(hold_r, 1)
+        finally:
+            os._exit(0)
+    os.close(ready_w)
+    os.close(hold_r)
+    try:
+        if os.read(ready_r, 1) != b"u":
+            return "cannot make a user namespace to try an idmapped mount"
+        for kind in ("uid_map", "gid_map"):  # an idmapping needs both
+            with open(f"/proc/{pid}/{kind}", "w") as f:
+                f.write("0 1879048192 1\n")
+        userns = os.open(f"/proc/{pid}/ns/user", os.O_RDONLY | os.O_CLOEXEC)
+        try:
+            os.close(detached_copy(source, f"cannot idmap {source}", userns))
+        finally:
+            os.close(userns)
+        return None
+    except OSError as e:
+        return str(e)
+    finally:
+        os.close(ready_r)
+        os.close(hold_w)
+        os.waitpid(pid, 0)

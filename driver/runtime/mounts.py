@@ -80,19 +80,19 @@ def remount_readonly(root: int, dest: str) -> None:
 
 
 def bind(source: str, root: int, dest: str, readonly: bool = False,
-         recursive: bool = True, idmapped: int = -1) -> None:  # fmt: skip
+         recursive: bool = True, detached: int = -1) -> None:  # fmt: skip
     """Bind the host path `source` on `dest` inside `root`, creating the mount point as a
-    directory or a file to match the source; `idmapped`: the supervisor's idmapped
-    copy of `source` (runtime/idmount.py), moved there instead."""
-    try:  # the idmapped copy's own kind: init may not be able to reach `source`
-        mode = os.fstat(idmapped).st_mode if idmapped >= 0 else os.stat(source).st_mode
+    directory or a file to match the source; `detached`: the supervisor's copy of
+    `source` (runtime/idmount.py, idmapped or not), moved there instead."""
+    try:  # the copy's own kind: init may not be able to reach `source`
+        mode = os.fstat(detached).st_mode if detached >= 0 else os.stat(source).st_mode
     except OSError as e:
         raise SyscallError(f"failed to mount {source} on {dest}", e.errno) from None
     make = "dir" if stat.S_ISDIR(mode) else "file"
-    if idmapped >= 0:
+    if detached >= 0:
         fd = _resolved(root, dest, make)
         try:
-            idmount.move_into(idmapped, fd, f"failed to mount {source} on {dest}")
+            idmount.move_into(detached, fd, f"failed to mount {source} on {dest}")
         finally:
             os.close(fd)
     else:
@@ -123,17 +123,17 @@ def _root_is_a_mount_point() -> bool:
         return any(line.split()[4] == "/" for line in f)
 
 
-def prepare_root(plan: Any, mountpoint: str, idmapped: int = -1) -> str:
+def prepare_root(plan: Any, mountpoint: str, detached: int = -1) -> str:
     """Make every mount private, then bind the root tree (or move the supervisor's
-    idmapped copy of it there); return the new root's path."""
+    copy of it there); return the new root's path."""
     make_root_private()
     # read-only comes last: mount points are made first
-    if idmapped >= 0:  # onto the mount point: the rootfs's own path may be out of reach
-        if not stat.S_ISDIR(os.fstat(idmapped).st_mode):
+    if detached >= 0:  # onto the mount point: the rootfs's own path may be out of reach
+        if not stat.S_ISDIR(os.fstat(detached).st_mode):
             raise SyscallError(f"failed to mount {plan.root} on /", errno.ENOTDIR)
         fd = os.open(mountpoint, os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
         try:
-            idmount.move_into(idmapped, fd, f"failed to mount {plan.root} on /")
+            idmount.move_into(detached, fd, f"failed to mount {plan.root} on /")
         finally:
             os.close(fd)
         return mountpoint
@@ -186,9 +186,9 @@ def mount_cgroups(root: int, dest: str, cgroup_dirs: Mapping[str, str]) -> None:
 
 def apply_mount(op: Any, root: int, plan: Any, consoles: Sequence[str],
                 cgroup_dirs: Mapping[str, str], userns: bool,
-                idmapped: list[int] | None = None) -> None:  # fmt: skip
-    """One MountOp of the plan, its destination resolved inside `root`; an idmapped
-    bind takes the next of `idmapped` (the supervisor made them in the plan's order)."""
+                detached: list[int] | None = None) -> None:  # fmt: skip
+    """One MountOp of the plan, its destination resolved inside `root`; with
+    detached_mounts a bind takes the next of `detached` (made in the plan's order)."""
     dest = op.dest
     if op.kind == "proc":
         _mount_on(root, dest, "dir", "proc", "proc", NOSUID_NODEV_NOEXEC)
@@ -220,8 +220,8 @@ def apply_mount(op: Any, root: int, plan: Any, consoles: Sequence[str],
     elif op.kind == "mqueue":
         _mount_on(root, dest, "dir", "mqueue", "mqueue", NOSUID_NODEV_NOEXEC)
     elif op.kind == "bind":
-        fd = idmapped.pop(0) if op.idmapped and idmapped else -1
-        bind(op.source or "", root, dest, readonly=op.readonly, idmapped=fd)
+        fd = detached.pop(0) if plan.detached_mounts and detached is not None else -1
+        bind(op.source or "", root, dest, readonly=op.readonly, detached=fd)
     elif op.kind == "mask":
         _mask(root, dest)
     elif op.kind == "readonly":
@@ -259,12 +259,14 @@ def _mask(root: int, dest: str) -> None:
 
 
 def build_tree(plan: Any, mountpoint: str, consoles: Sequence[str],
-               cgroup_dirs: Mapping[str, str], idmapped: Sequence[int] = ()) -> str:  # fmt: skip
-    """Everything before pivot_root; returns the new root. `idmapped`: the detached
-    idmapped mounts, the root's first, then one per idmapped bind, in plan order."""
+               cgroup_dirs: Mapping[str, str], detached: Sequence[int] = ()) -> str:  # fmt: skip
+    """Everything before pivot_root; returns the new root. `detached`: with
+    detached_mounts, the supervisor's copies: the root's first (unless it is the
+    host's), then one per bind, in plan order."""
     userns = "user" in plan.namespaces
-    fds = list(idmapped)
-    newroot = prepare_root(plan, mountpoint, fds.pop(0) if plan.root_idmapped and fds else -1)
+    fds = list(detached)
+    root_fd = fds.pop(0) if plan.detached_mounts and plan.root != "/" else -1
+    newroot = prepare_root(plan, mountpoint, root_fd)
     root = inroot.open_root(newroot)
     try:
         for op in plan.mounts:

@@ -31,7 +31,7 @@ class StartError(Exception):
 class InitContext:
     """What init needs from the supervisor besides the plan (plans are host-neutral)."""
 
-    __slots__ = ("cgroup_dirs", "consoles", "idmapped", "mountpoint", "seccomp")
+    __slots__ = ("cgroup_dirs", "consoles", "detached", "mountpoint", "seccomp")
 
     def __init__(self, mountpoint: str, consoles: Sequence[str],
                  cgroup_dirs: Mapping[str, str], seccomp_program: bytes = b"") -> None:  # fmt: skip
@@ -39,7 +39,7 @@ class InitContext:
         self.consoles = tuple(consoles)  # host ptys, bound onto /dev/console, /dev/ttyN
         self.cgroup_dirs = dict(cgroup_dirs)  # shown read-only at /sys/fs/cgroup
         self.seccomp = seccomp_program  # runtime/seccomp.py's filter, b"": none
-        self.idmapped: list[int] = []  # detached idmapped mounts, sent with "continue"
+        self.detached: list[int] = []  # copies of the root and binds, sent with "continue"
 
 
 def _send(sock: socket.socket, text: str) -> None:
@@ -109,14 +109,14 @@ def intermediate(plan: Any, sock: socket.socket, cgroup: CgroupBackend,
 def init(plan: Any, sock: socket.socket, context: InitContext) -> NoReturn:
     """pid 1 of the container: set up its world, then exec the domain's init."""
     try:
-        context.idmapped = _expect_with_fds(sock, "continue")
+        context.detached = _expect_with_fds(sock, "continue")
         # Only now is our parent the supervisor (the intermediate has exited):
         # tie our life to it, then make sure it did not die before that.
         sc.prctl(sc.PR_SET_PDEATHSIG, signal.SIGKILL)
         if _peer_closed(sock):
             os._exit(1)
         root = mounts.build_tree(plan, context.mountpoint, context.consoles, context.cgroup_dirs,
-                                 context.idmapped)  # fmt: skip
+                                 context.detached)  # fmt: skip
         mounts.pivot_into(root)
         if plan.hostname is not None:
             uts.set_hostname(plan.hostname)

@@ -4,12 +4,12 @@ the handshake (DESIGN.md §5, step 3) until init has exec'd the domain's init.
     supervisor                      intermediate / init
     fork ────────────────────────▶  join cgroup, setns, unshare(CLONE_NEWUSER)
          ◀──────────── "userns"
-    write uid_map, gid_map; make the
-    idmapped copies of root and binds
+    write uid_map, gid_map; copy the
+    root and binds (idmapped or not)
          "mapped" ────────────────▶ unshare the rest, fork init (pid 1)
          ◀──────────── "init PID"   (the intermediate exits)
     the interfaces, made in init's network namespace (net_setup)
-         "continue" + idmapped fds ▶ init: mounts, pivot_root, seccomp, caps, execve
+         "continue" + their fds ──▶ init: mounts, pivot_root, seccomp, caps, execve
          ◀──────────── EOF          (execve closed init's end: running)
                      or "error: …"
 
@@ -62,37 +62,40 @@ def _handshake(plan: Any, maps: IdMaps, sock: socket.socket, intermediate: int,
                faults: Faults, timeout: float, net_setup: NetSetup) -> int:  # fmt: skip
     faults.point("forked")
     line = _read(sock, timeout)
-    idmapped: list[int] = []
+    detached: list[int] = []
     try:
         if line == "userns":
             try:
                 idmap.write_id_maps(intermediate, *maps)
-                idmapped = _idmapped_copies(plan, intermediate)
+                detached = _detached_copies(plan, intermediate)
             except OSError as e:
                 raise StartError(str(e)) from None
             faults.point("mapped")
             sock.sendall(b"mapped\n")
             line = _read(sock, timeout)
-        return _until_running(plan, sock, intermediate, line, idmapped, faults, timeout,
+        return _until_running(plan, sock, intermediate, line, detached, faults, timeout,
                               net_setup)  # fmt: skip
     finally:
-        for fd in idmapped:
+        for fd in detached:
             os.close(fd)
 
 
-def _idmapped_copies(plan: Any, intermediate: int) -> list[int]:
-    """Detached copies of the root and the idmapped binds, idmapped to the container's
-    user namespace (only host root may make them), in the order init consumes them."""
-    sources = [(plan.root, "/")] if plan.root_idmapped else []
-    sources += [(op.source, op.dest) for op in plan.mounts if op.kind == "bind" and op.idmapped]
+def _detached_copies(plan: Any, intermediate: int) -> list[int]:
+    """Detached copies of the root and the binds for a user namespace's init (which
+    may not reach their host paths), idmapped to it where the plan says (only host
+    root may make those), in the order init consumes them."""
+    if not plan.detached_mounts:
+        return []
+    sources = [(plan.root, "/", plan.root_idmapped)] if plan.root != "/" else []
+    sources += [(op.source, op.dest, op.idmapped) for op in plan.mounts if op.kind == "bind"]
     if not sources:
         return []
     userns = os.open(f"/proc/{intermediate}/ns/user", os.O_RDONLY | os.O_CLOEXEC)
     fds: list[int] = []
     try:
-        for source, dest in sources:
+        for source, dest, idmapped in sources:
             what = f"failed to mount {source} on {dest}"
-            fds.append(idmount.idmapped_copy(source, userns, what))
+            fds.append(idmount.detached_copy(source, what, userns if idmapped else -1))
     except BaseException:
         for fd in fds:
             os.close(fd)
@@ -103,7 +106,7 @@ def _idmapped_copies(plan: Any, intermediate: int) -> list[int]:
 
 
 def _until_running(plan: Any, sock: socket.socket, intermediate: int, line: str,
-                   idmapped: list[int], faults: Faults, timeout: float,
+                   detached: list[int], faults: Faults, timeout: float,
                    net_setup: NetSetup) -> int:  # fmt: skip
     try:
         os.waitpid(intermediate, 0)
@@ -123,8 +126,8 @@ def _until_running(plan: Any, sock: socket.socket, intermediate: int, line: str,
             reap(init_pid)
             raise
         faults.point("network")
-    if idmapped:
-        socket.send_fds(sock, [b"continue\n"], idmapped)
+    if detached:
+        socket.send_fds(sock, [b"continue\n"], detached)
     else:
         sock.sendall(b"continue\n")
     faults.point("continue")

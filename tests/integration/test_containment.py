@@ -250,3 +250,28 @@ def test_busybox_init_and_an_app_container_boot(conn, rootfs: Path, shell_of, mo
     out = shell_of(app).run("hostname; id -u; cat /proc/self/uid_map")
     assert out.split()[:2] == [f"app-{mode}", "0"]
     assert out.split()[3] == "0" if privileged else int(out.split()[3]) >= 65536
+
+
+@pytest.mark.parametrize("mode", ["default", "idmap"])
+def test_a_rootfs_under_a_private_directory_starts(conn, rootfs: Path, tmp_path: Path,
+                                                   shell_of, mode: str) -> None:  # fmt: skip
+    """Root inside cannot pass through a host directory of mode 0700 (pytest's temp
+    tree is one); the supervisor hands init copies of the root and the binds."""
+    private = tmp_path / "private"
+    private.mkdir(mode=0o700)
+    shutil.copytree(rootfs, private / "rootfs", symlinks=True,
+                    ignore=shutil.ignore_patterns("testdev"))  # fmt: skip
+    (private / "rootfs/data").mkdir()  # an <idmap>'s root may not make it: not its own
+    (private / "data").mkdir()
+    (private / "data/note").write_text("private data\n")
+    idmap = (
+        "<idmap><uid start='0' target='220000' count='65536'/>"
+        "<gid start='0' target='220000' count='65536'/></idmap>"
+    )
+    bind = f"<filesystem><source dir='{private / 'data'}'/><target dir='/data'/></filesystem>"
+    xml = domain_xml(f"private-{mode}", private / "rootfs", devices=bind,
+                     extra=idmap if mode == "idmap" else "")  # fmt: skip
+    sh = shell_of(start(conn, xml))
+    assert sh.run("cat /data/note").strip() == "private data"
+    owner = sh.run("stat -c %u /bin/busybox").strip()
+    assert owner == ("0" if mode == "default" else "65534")  # idmap: the rootfs is not its own
