@@ -275,3 +275,14 @@ def test_a_rootfs_under_a_private_directory_starts(conn, rootfs: Path, tmp_path:
     assert sh.run("cat /data/note").strip() == "private data"
     owner = sh.run("stat -c %u /bin/busybox").strip()
     assert owner == ("0" if mode == "default" else "65534")  # idmap: the rootfs is not its own
+
+
+def test_a_running_domain_reports_its_host_ids(conn, rootfs: Path) -> None:
+    dom = start(conn, domain_xml("ids", rootfs))
+    uid = int(Path(f"/proc/{dom.init_pid()}/status").read_text().split("Uid:")[1].split()[0])
+    report = dom.containment()
+    assert (report["mode"], report["host_uid"], report["host_gid"]) == ("unprivileged", uid, uid)
+    assert f'<nsvirt:userns uid="{uid}" gid="{uid}" count="65536"/>' in dom.xml_desc()
+    assert "nsvirt:userns" not in dom.xml_desc(inactive=True)  # the run's, not the definition's
+    privileged = start(conn, domain_xml("ids-root", rootfs, privileged=True))
+    assert privileged.containment()["host_uid"] == 0

@@ -341,10 +341,15 @@ def test_json_has_one_vocabulary(defined: Path) -> None:
     state = json.loads(nsvirsh(defined, "domstate", "bench-off", "--json").stdout)
     assert listed == {"id": None, "name": "bench-off", "uuid": UUID, "state": "shut off",
                       "reason": "unknown", "persistent": True, "autostart": False}  # fmt: skip
+    contained = info.pop("containment")
     assert info == {
         "id": None, "name": "bench-off", "uuid": UUID, "os_type": "exe",
         "state": "shut off", "reason": "unknown", "cpus": 1, "cpu_time_ns": None,
         "max_memory_kib": 65536, "used_memory_kib": 65536, "persistent": True,
         "autostart": False, "managed_save": False, "security_model": "none",
     }  # fmt: skip
+    assert contained["mode"] == "unprivileged" and contained["auto_ids"] == 65536
+    assert contained["host_uid"] is None  # not running: no range taken
+    assert contained["runs_here"] is True and contained["why_not"] is None
+    assert "keyctl" in contained["seccomp_denied"] and contained["remount_guard"] is False
     assert state == {"state": "shut off", "reason": "unknown"}
