@@ -25,17 +25,27 @@ from nsvirt.driver import connect
 REPO = Path(__file__).resolve().parent.parent
 
 
-def pss_kib(pid: int) -> int:
+def rollup(pid: int, field: str) -> int:
+    """A /proc/PID/smaps_rollup field, in KiB."""
     for line in Path(f"/proc/{pid}/smaps_rollup").read_text().splitlines():
-        if line.startswith("Pss:"):
+        if line.startswith(field):
             return int(line.split()[1])
     return 0
+
+
+def pss_kib(pid: int) -> int:
+    return rollup(pid, "Pss:")
 
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--count", type=int, default=50)
+    ap.add_argument("--privileged", action="store_true", help="domains with <nsvirt:privileged/>")
     args = ap.parse_args()
+    meta = ""
+    if args.privileged:
+        meta = ("<metadata><nsvirt:config xmlns:nsvirt='https://nsvirt.dev/xmlns/domain/1.0'>"
+                "<nsvirt:privileged/></nsvirt:config></metadata>")  # fmt: skip
     with tempfile.TemporaryDirectory(prefix="nsvirt-density-") as tmp:
         rootfs = Path(tmp) / "rootfs"
         subprocess.run(
@@ -50,7 +60,7 @@ def main() -> int:
             for i in range(args.count):
                 doms.append(
                     conn.create_xml(
-                        f"<domain type='lxc'><name>d{i}</name><memory unit='MiB'>32</memory>"
+                        f"<domain type='lxc'><name>d{i}</name>{meta}<memory unit='MiB'>32</memory>"
                         "<os><type>exe</type><init>/bin/sleep</init><initarg>1000</initarg></os>"
                         f"<devices><filesystem><source dir='{rootfs}'/><target dir='/'/>"
                         "</filesystem></devices></domain>"
@@ -58,10 +68,12 @@ def main() -> int:
                 )
             elapsed = time.perf_counter() - t0
             pss = [pss_kib(d.id) for d in doms]
+            dirty = [rollup(d.id, "Private_Dirty:") for d in doms]
             print(f"{args.count} containers started in {elapsed:.1f} s")
             print(
                 f"supervisor PSS: mean {statistics.mean(pss) / 1024:.2f} MiB, "
-                f"min {min(pss) / 1024:.2f}, max {max(pss) / 1024:.2f}"
+                f"min {min(pss) / 1024:.2f}, max {max(pss) / 1024:.2f}; private dirty: mean "
+                f"{statistics.mean(dirty) / 1024:.2f} MiB"
             )
             print(
                 "for comparison (DESIGN.md §8, 300 containers): libvirt_lxc 2.3 MB "

@@ -53,10 +53,17 @@ def timed(
     return out
 
 
+PRIVILEGED = (
+    "<metadata><nsvirt:config xmlns:nsvirt='https://nsvirt.dev/xmlns/domain/1.0'>"
+    "<nsvirt:privileged/></nsvirt:config></metadata>"
+)
+MODE = {"extra": ""}  # --privileged: nsvirt's domains opt out of the user namespace
+
+
 def xml(name: str, rootfs: Path, init: str, args: tuple[str, ...] = ()) -> str:
     argxml = "".join(f"<initarg>{a}</initarg>" for a in args)
     return (
-        f"<domain type='lxc'><name>{name}</name><memory unit='MiB'>64</memory>"
+        f"<domain type='lxc'><name>{name}</name>{MODE['extra']}<memory unit='MiB'>64</memory>"
         f"<os><type>exe</type><init>{init}</init>{argxml}</os><devices>"
         f"<filesystem type='mount'><source dir='{rootfs}'/><target dir='/'/></filesystem>"
         "<console type='pty'/></devices></domain>"
@@ -211,7 +218,13 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--runs", type=int, default=20)
     ap.add_argument("--rootfs", type=Path, default=None)
+    ap.add_argument(
+        "--privileged",
+        action="store_true",
+        help="nsvirt's domains opt out of the user namespace (<nsvirt:privileged/>)",
+    )
     args = ap.parse_args()
+    MODE["extra"] = PRIVILEGED if args.privileged else ""
     with tempfile.TemporaryDirectory(prefix="nsvirt-bench-") as tmp:
         work = Path(tmp)
         rootfs = args.rootfs or work / "rootfs"
@@ -240,7 +253,8 @@ def main() -> int:
             ("virsh", "/bin/true lifecycle", virsh and virsh["/bin/true lifecycle"]),
             ("virsh", "destroy", virsh and virsh["destroy"]),
         ]
-        print(f"runs: {args.runs}")
+        mode = "privileged" if args.privileged else "default (unprivileged)"
+        print(f"runs: {args.runs}; nsvirt domains: {mode}")
         report(rows)
         crun = next((t for tool, _, t in rows if tool == "crun"), None)
         if crun:
