@@ -175,14 +175,13 @@ class Domain(Lifecycle, Interfaces):
         """How the domain is contained (running) or would be on this host, and why
         (launch/containment.py's report; the host ids of root inside while it runs)."""
         from nsvirt.driver.launch import containment, hostfacts
+        from nsvirt.driver.runtime import idmount
 
-        can_idmap = None
-        if os.geteuid() == 0:  # trying an idmapped mount needs root
-            from nsvirt.driver.runtime.idmount import probe as can_idmap
         state = self.run_state()
         live = runstate.is_live(state)
-        out = containment.report(self.definition(), hostfacts.detect(),
-                                 None if live else can_idmap)  # fmt: skip
+        can_idmap = idmount.probe if os.geteuid() == 0 and not live else None  # needs root
+        out = containment.report(self.definition(), hostfacts.detect(), can_idmap,
+                                 idmount.reachable_by_others)  # fmt: skip
         ids = (state.containment if live and state is not None else {}) or {}
         out["host_uid"], out["host_gid"] = ids.get("uid"), ids.get("gid")
         if live and out["mode"] == "privileged":

@@ -46,11 +46,11 @@ def explain(dom: object) -> str:
     import os
 
     from nsvirt.driver.launch import containment, hostfacts
+    from nsvirt.driver.runtime import idmount
 
-    probe = None
-    if os.geteuid() == 0:
-        from nsvirt.driver.runtime.idmount import probe
-    r = containment.report(dom, hostfacts.detect(), probe)  # type: ignore[arg-type]
+    probe = idmount.probe if os.geteuid() == 0 else None  # trying needs root
+    r = containment.report(dom, hostfacts.detect(), probe,  # type: ignore[arg-type]
+                           idmount.reachable_by_others)  # fmt: skip
     denied = r["seccomp_denied"]
     lines = [
         f"  containment: {r['mode']}",
@@ -65,6 +65,7 @@ def explain(dom: object) -> str:
         lines.append(f"    on this host: runs so{checked}")
     else:
         lines.append(f"    on this host: cannot start: {r['why_not']}")
+    lines += [f"    warning: {w}" for w in r["warnings"]]  # type: ignore[attr-defined]
     return "\n".join(lines)
 
 

@@ -47,6 +47,7 @@ SECCOMP_DENY = (
 DENIABLE = frozenset(name for name, _ in SECCOMP_DENY)  # = nsvirt.xsd's filteredSyscall
 
 IDMAPPED_MOUNTS_SINCE = (5, 12)  # mount_setattr(MOUNT_ATTR_IDMAP)
+FILTER_ARCHES = ("x86_64", "aarch64")  # runtime/seccomp.py's tables (a unit test checks)
 
 
 @dataclass(frozen=True, slots=True)
@@ -116,6 +117,11 @@ def kernel_version(release: str) -> tuple[int, int]:
 def check_host(containment: Containment, facts: HostFacts) -> None:
     """Can this kernel contain the domain so? (Whether each filesystem can be idmapped
     is learnt at start, by trying.)"""
+    if (containment.seccomp or containment.remount_guard) and facts.arch not in FILTER_ARCHES:
+        raise Unsupported(
+            f"nsvirt has no seccomp filter for the {facts.arch} architecture (it has for "
+            f"{', '.join(FILTER_ARCHES)})"
+        )
     if containment.mode == "privileged":
         return
     opt_out = "opt out with <nsvirt:privileged/> in <metadata><nsvirt:config>"
@@ -139,12 +145,25 @@ def idmapped_sources(dom: m.DomainDef) -> list[str]:
 
 
 def report(dom: m.DomainDef, facts: HostFacts,
-           can_idmap: Callable[[str], str | None] | None = None) -> dict[str, object]:  # fmt: skip
+           can_idmap: Callable[[str], str | None] | None = None,
+           reachable: Callable[[str], bool] | None = None) -> dict[str, object]:  # fmt: skip
     """What dominfo --json and nsvirt-xml-validate --explain say: the mode and why,
     and whether this host can run it so. `can_idmap(path)` (None: not checked, it
-    needs root) tries an idmapped mount of each source and says why not."""
+    needs root) tries an idmapped mount of each source and says why not;
+    `reachable(path)`: can any host user get to that path?"""
     c = decide(dom)
     out = c.to_dict()
+    warnings = []
+    if c.idmapped_mounts and reachable is not None:
+        # root inside writes these as host root: a setuid binary it makes would be one
+        exposed = [path for path in idmapped_sources(dom) if reachable(path)]
+        if exposed:
+            warnings.append(
+                f"any host user can reach {', '.join(exposed)}, and what root inside makes "
+                "there is host root's (a setuid binary, say): keep a directory above at "
+                "mode 0700"
+            )
+    out["warnings"] = warnings
     problems = []
     try:
         check_host(c, facts)

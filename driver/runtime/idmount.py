@@ -162,3 +162,18 @@ def probe(source: str) -> str | None:
         os.close(ready_r)
         os.close(hold_w)
         os.waitpid(pid, 0)
+
+
+def reachable_by_others(path: str) -> bool:
+    """Can a host user who is neither owner nor group pass down to `path` (o+x on it and
+    on every directory above)?"""
+    real = os.path.realpath(path)
+    parts = real.strip("/").split("/") if real != "/" else []
+    for n in range(len(parts) + 1):
+        step = "/" + "/".join(parts[:n])
+        try:
+            if not os.stat(step).st_mode & 0o001:
+                return False
+        except OSError:
+            return False
+    return True

@@ -7,8 +7,11 @@ from __future__ import annotations
 import errno
 import json
 import os
+import shutil
 import subprocess
 import sys
+import tempfile
+from collections.abc import Iterator
 from dataclasses import replace
 from pathlib import Path
 
@@ -113,6 +116,37 @@ def test_host_checks() -> None:
     with pytest.raises(Unsupported, match=r"Linux 5\.12 or later; this host runs 5\.10"):
         containment.check_host(unprivileged, replace(FACTS, kernel="5.10.0"))
     containment.check_host(decide(domain("<nsvirt:privileged/>")), replace(FACTS, kernel="4.19"))
+    with pytest.raises(Unsupported, match="no seccomp filter for the ppc64le architecture"):
+        containment.check_host(unprivileged, replace(FACTS, arch="ppc64le"))
+    assert set(containment.FILTER_ARCHES) == set(seccomp.ABIS)
+
+
+def test_a_rootfs_other_users_can_reach_is_warned_about(public_dir: Path) -> None:
+    from nsvirt.driver.runtime.idmount import reachable_by_others
+
+    open_dir = public_dir / "open"
+    (open_dir / "rootfs").mkdir(parents=True)
+    open_dir.chmod(0o755)
+    assert reachable_by_others(str(open_dir / "rootfs"))
+    open_dir.chmod(0o700)
+    assert not reachable_by_others(str(open_dir / "rootfs"))
+    dom = domxml.load(domain(devices=f"<filesystem><source dir='{open_dir / 'rootfs'}'/>"
+                                     "<target dir='/'/></filesystem>").encode())  # fmt: skip
+    assert containment.report(dom, FACTS, None, reachable_by_others)["warnings"] == []
+    open_dir.chmod(0o755)
+    (warning,) = containment.report(dom, FACTS, None, reachable_by_others)["warnings"]
+    assert str(open_dir / "rootfs") in warning and "mode 0700" in warning
+    privileged = domxml.load(domain("<nsvirt:privileged/>").encode())
+    assert containment.report(privileged, FACTS, None, lambda _: True)["warnings"] == []
+
+
+@pytest.fixture
+def public_dir() -> Iterator[Path]:
+    """A directory every host user can reach (pytest's own temp tree is private)."""
+    top = Path(tempfile.mkdtemp(prefix="nsvirt-public-"))
+    top.chmod(0o755)
+    yield top
+    shutil.rmtree(top)
 
 
 def test_live_ids_show_in_the_live_xml_and_are_dropped_at_define() -> None:
