@@ -9,7 +9,6 @@ Domain (driver/domain.py) holds the per-domain calls.
 
 from __future__ import annotations
 
-import contextlib
 import os
 import uuid as uuidlib
 from collections.abc import Callable
@@ -26,7 +25,7 @@ from nsvirt.driver.errors import (
     OperationForbidden,
     XMLError,
 )
-from nsvirt.driver.state import files
+from nsvirt.driver.state import compiled, files, store
 from nsvirt.driver.state.layout import Paths
 
 if TYPE_CHECKING:  # the model costs ~20 ms to import: one-shot `list` does without it
@@ -107,7 +106,11 @@ class Connection:
             dom = self._load_for_define(xml, source, update=True)
             self._check_unique(dom)
             with files.locked(self.paths.lock(dom.name), f"domain '{dom.name}'"):
-                files.write_atomic(self.paths.config(dom.name), domxml.format(dom).encode())
+                text = domxml.format(dom).encode()
+                config = self.paths.names.config(dom.name)
+                files.write_atomic(config, text)
+                compiled.write(config, self.paths.names.compiled(dom.name, live=False), text,
+                               compiled.summary(dom))  # fmt: skip
         return Domain(self, dom.name, dom.uuid)
 
     def create_xml(self, xml: str | bytes, source: str = "") -> Domain:
@@ -240,13 +243,9 @@ def read_uuid(path: Path) -> str:
     """The uuid of a stored definition without parsing it all (nsvirt wrote it: the
     uuid is in its first lines). Anything else — another writer's file, bytes that
     are not UTF-8 — is parsed in full, so the error names the file and the line."""
-    with open(path, "rb") as f:
-        head = f.read(512)
-    start = head.find(b"<uuid>")
-    end = head.find(b"</uuid>", start)
-    with contextlib.suppress(ValueError, UnicodeDecodeError):
-        if head.startswith(b"<domain") and 0 <= start < end:
-            return str(uuidlib.UUID(head[start + 6 : end].decode("ascii")))
+    found = store.head_uuid(str(path))
+    if found is not None:
+        return found
     from nsvirt.driver import domxml
 
     dom = domxml.load_trusted(path.read_bytes(), source=str(path))

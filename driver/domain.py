@@ -29,7 +29,7 @@ from nsvirt.driver.errors import (
 from nsvirt.driver.lifecycle import Lifecycle
 from nsvirt.driver.netops import Interfaces
 from nsvirt.driver.state import files, runstate
-from nsvirt.driver.state.runstate import RunState, RunStateError
+from nsvirt.driver.state.runstate import RunState
 from nsvirt.driver.state.states import DomainState
 
 if TYPE_CHECKING:  # the model costs ~20 ms to import: one-shot `list` does without it
@@ -71,16 +71,10 @@ class Domain(Lifecycle, Interfaces):
     def run_state(self) -> RunState | None:
         """The true runtime state: read, or recovered when the file is missing while a
         supervisor answers, unreadable, or names a supervisor that is gone."""
-        paths = self.conn.paths
         try:
-            state = runstate.read(paths, self.name)
-        except RunStateError:
-            state = None
-            suspect = True
-        else:
-            suspect = (state is None or not state.live) and paths.socket(self.name).exists()
-        if not suspect and (state is None or not state.live or runstate.supervisor_alive(state)):
-            return state
+            return runstate.read_trusted(self.conn.paths, self.name)
+        except runstate.NeedsRecovery:
+            pass
         with self._lock():
             return self._run_state_locked()
 
@@ -121,19 +115,16 @@ class Domain(Lifecycle, Interfaces):
 
     def info(self) -> DomainInfo:
         """libvirt's virDomainGetInfo: state, memory (KiB), vCPUs, CPU time (ns)."""
-        dom = self.definition()
+        summary = self.summary()
         state = self.run_state()
         st, _ = runstate.state_of(state)
+        memory, vcpus = summary["memory"], summary["vcpus"]
         if state is None or not state.live:
-            return DomainInfo(st, dom.memory, dom.current_memory, dom.vcpus, 0)
-        from nsvirt.driver.runtime.cgroups import CgroupError
+            return DomainInfo(st, memory, summary["current_memory"], vcpus, 0)  # type: ignore[arg-type]
+        from nsvirt.driver.runtime import cgusage
 
-        try:
-            cg = runstate.backend_of(state)
-            used, cpu = cg.memory_usage() // 1024, cg.cpu_time_ns()
-        except (CgroupError, OSError, ValueError, KeyError):
-            used, cpu = 0, 0
-        return DomainInfo(st, dom.memory, used, dom.vcpus, cpu)
+        used, cpu = cgusage.usage(state.cgroup)
+        return DomainInfo(st, memory, used, vcpus, cpu)  # type: ignore[arg-type]
 
     def cgroup_dirs(self) -> dict[str, str]:
         """The container's cgroup directories, by controller."""
@@ -171,6 +162,25 @@ class Domain(Lifecycle, Interfaces):
         path = self.conn.paths.config(self.name)
         return domxml.load_trusted(self.xml_desc(inactive).encode(), source=str(path))
 
+    def summary(self, inactive: bool = False) -> dict[str, object]:
+        """What dominfo and list need of the definition (the live one while running):
+        its compiled form (state/compiled.py), built again from the XML when that is
+        missing, stale or corrupt."""
+        from nsvirt.driver.state import compiled
+
+        names = self.conn.paths.names
+        live = not inactive and self.is_active()
+        source = names.live_xml(self.name) if live else names.config(self.name)
+        found = compiled.read(source, names.compiled(self.name, live))
+        if found is not None:
+            return found
+        from nsvirt.driver import domxml
+
+        text = self.xml_desc(inactive).encode()
+        fields = compiled.summary(domxml.load_trusted(text, source=source))
+        compiled.write(source, names.compiled(self.name, live), text, fields)
+        return fields
+
     def containment(self) -> dict[str, Any]:
         """How the domain is contained (running) or would be on this host, and why
         (launch/containment.py's report; the host ids of root inside while it runs)."""
@@ -191,16 +201,14 @@ class Domain(Lifecycle, Interfaces):
     def undefine(self) -> None:
         """Remove the persistent definition; a running domain goes on, as transient."""
         self.conn.require_writable("virDomainUndefine")
+        from nsvirt.driver.state import store
+
         paths = self.conn.paths
         paths.ensure()
         with files.locked(paths.define_lock, "the domain definitions"), self._lock():
             state = self._run_state_locked()  # the truth first: never forget a running one
-            files.remove(paths.autostart_link(self.name))
-            if not files.remove(paths.config(self.name)):
+            if not store.forget(paths.names, self.name, runstate.is_live(state)):
                 raise NoDomainError(self.name)
-            if not runstate.is_live(state):
-                files.remove(paths.state(self.name), durable=False)
-                files.remove_lock(paths.lock(self.name))  # no domain: no lock file
 
     def set_metadata(self, kind: str, value: str | None, *, live: bool, config: bool,
                      uri: str | None = None) -> None:  # fmt: skip
@@ -245,3 +253,4 @@ class Domain(Lifecycle, Interfaces):
             link.symlink_to(Path("..") / f"{self.name}.xml")
         elif not enabled:
             files.remove(link)
+

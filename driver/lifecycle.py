@@ -4,16 +4,16 @@ driver/domain.py's Domain (which holds the look-ups and the definition)."""
 
 from __future__ import annotations
 
-import os
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
 from nsvirt.driver import recovery
 from nsvirt.driver.errors import InternalError, OperationFailed, OperationInvalid
 from nsvirt.driver.runtime import procstat
-from nsvirt.driver.state import files, runstate
+from nsvirt.driver.state import compiled, files, runstate
 from nsvirt.driver.state.runstate import RunState, RunStateError
 from nsvirt.driver.state.states import DomainState
+from nsvirt.driver.supervisor.wire import CALL_TIMEOUT, answer_timeout
 
 if TYPE_CHECKING:
     import contextlib
@@ -22,13 +22,6 @@ if TYPE_CHECKING:
     from nsvirt.driver.consolestream import ConsoleStream
     from nsvirt.driver.domxml import model as m
 
-CALL_TIMEOUT = 60.0  # a bound on a supervisor's reply (destroy: until init has stopped)
-ANSWER_TIMEOUT = 5.0  # a bound on destroy's reply, then destroy goes on without it
-
-
-def answer_timeout() -> float:
-    """$NSVIRT_ANSWER_TIMEOUT (tests make it short), else ANSWER_TIMEOUT."""
-    return float(os.environ.get("NSVIRT_ANSWER_TIMEOUT") or ANSWER_TIMEOUT)
 
 
 class Lifecycle:
@@ -96,8 +89,11 @@ class Lifecycle:
                      if i.mac in made else i for i in dom.devices.interfaces)  # fmt: skip
         devices = replace(dom.devices, consoles=consoles, interfaces=nics)
         live = replace(dom, id=pid, devices=devices)
-        files.write_atomic(self.conn.paths.live_xml(self.name), domxml.format(live).encode(),
-                           durable=False)  # fmt: skip
+        text = domxml.format(live).encode()
+        names = self.conn.paths.names
+        files.write_atomic(names.live_xml(self.name), text, durable=False)
+        compiled.write(names.live_xml(self.name), names.compiled(self.name, live=True), text,
+                       compiled.summary(live))  # fmt: skip
 
     def _call(self, request: dict[str, Any],
               timeout: float | None = CALL_TIMEOUT) -> dict[str, Any]:  # fmt: skip

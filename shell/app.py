@@ -63,7 +63,7 @@ class NsvirshApp(cmd2.Cmd):
         except parse.UnbalancedQuote as e:
             self.last_status = report(ShellError(str(e)), self.ctx.err)
             return False
-        from nsvirt.shell.__main__ import run_command
+        from nsvirt.shell.oneshot import run_command
 
         for words in commands:
             if words[0] in ("quit", "exit"):
@@ -94,7 +94,7 @@ class NsvirshApp(cmd2.Cmd):
 
 
 def help_text(ctx: Context, words: list[str]) -> int:
-    from nsvirt.shell.__main__ import _help
+    from nsvirt.shell.oneshot import _help
 
     return _help(ctx, words)
 

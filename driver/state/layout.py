@@ -6,8 +6,11 @@
 <root>/run/nsvirt/lxc/NAME.lock            held while the domain's state changes
 <root>/run/nsvirt/lxc/NAME.root            an app container's root (the host's, bound)
 <root>/var/log/nsvirt/lxc/NAME.log         supervisor log and console history
+<root>/var/cache/nsvirt/lxc/{config,live}/NAME.json   compiled definitions
 
-A plain class (no dataclasses): the supervisor uses it too, and stays small.
+The directory names live in state/names.py (strings, for the one-shot path); this
+wraps them in pathlib for the driver. A plain class (no dataclasses): the
+supervisor uses it too, and stays small.
 """
 
 from __future__ import annotations
@@ -16,16 +19,19 @@ import hashlib
 import os
 from pathlib import Path
 
+from nsvirt.driver.state import names
+
 MOUNT_POINTS = Path("/run/nsvirt/roots")
 
 
 class Paths:
     """The file layout under one connection root (`/` for lxc:///system)."""
 
-    __slots__ = ("root",)
+    __slots__ = ("names", "root")
 
     def __init__(self, root: str | os.PathLike[str]) -> None:
         self.root = Path(root)
+        self.names = names.Layout(str(self.root))
 
     def __repr__(self) -> str:
         return f"Paths({str(self.root)!r})"
@@ -38,27 +44,27 @@ class Paths:
 
     @property
     def config_dir(self) -> Path:
-        return self.root / "etc/nsvirt/lxc"
+        return self.root / names.CONFIG_DIR
 
     @property
     def autostart_dir(self) -> Path:
-        return self.config_dir / "autostart"
+        return self.root / names.AUTOSTART_DIR
 
     @property
     def run_dir(self) -> Path:
-        return self.root / "run/nsvirt/lxc"
+        return self.root / names.RUN_DIR
 
     @property
     def log_dir(self) -> Path:
-        return self.root / "var/log/nsvirt/lxc"
+        return self.root / names.LOG_DIR
 
     @property
     def network_config_dir(self) -> Path:
-        return self.root / "etc/nsvirt/network"
+        return self.root / names.NETWORK_CONFIG_DIR
 
     @property
     def network_run_dir(self) -> Path:
-        return self.root / "run/nsvirt/network"
+        return self.root / names.NETWORK_RUN_DIR
 
     def network_config(self, name: str) -> Path:
         return self.network_config_dir / f"{name}.xml"
@@ -98,25 +104,32 @@ class Paths:
     @property
     def define_lock(self) -> Path:
         """Held by define, create and undefine: names and uuids stay unique."""
-        return self.run_dir / ".define.lock"
+        return Path(self.names.define_lock())
 
     def config(self, name: str) -> Path:
-        return self.config_dir / f"{name}.xml"
+        return Path(self.names.config(name))
 
     def autostart_link(self, name: str) -> Path:
-        return self.autostart_dir / f"{name}.xml"
+        return Path(self.names.autostart_link(name))
 
     def live_xml(self, name: str) -> Path:
-        return self.run_dir / f"{name}.xml"
+        return Path(self.names.live_xml(name))
 
     def state(self, name: str) -> Path:
-        return self.run_dir / f"{name}.json"
+        return Path(self.names.state(name))
 
     def socket(self, name: str) -> Path:
-        return self.run_dir / f"{name}.sock"
+        return Path(self.names.socket(name))
 
     def lock(self, name: str) -> Path:
-        return self.run_dir / f"{name}.lock"
+        return Path(self.names.lock(name))
+
+    def compiled(self, name: str, live: bool) -> Path:
+        return Path(self.names.compiled(name, live))
+
+    @property
+    def cache_dir(self) -> Path:
+        return self.root / names.CACHE_DIR
 
     def log(self, name: str) -> Path:
         return self.log_dir / f"{name}.log"
@@ -134,7 +147,8 @@ class Paths:
 
     def ensure(self) -> None:
         """Create the directories (private: definitions may hold secrets)."""
-        for d in (self.config_dir, self.autostart_dir, self.run_dir, self.log_dir):
+        for d in (self.config_dir, self.autostart_dir, self.run_dir, self.log_dir,
+                  self.cache_dir / "config", self.cache_dir / "live"):  # fmt: skip
             d.mkdir(mode=0o700, parents=True, exist_ok=True)
 
     def tag(self) -> str:
@@ -149,16 +163,8 @@ class Paths:
 
     def persistent_names(self) -> list[str]:
         """Names with a persistent definition, sorted."""
-        try:
-            entries = os.listdir(self.config_dir)
-        except FileNotFoundError:
-            return []
-        return sorted(e[:-4] for e in entries if e.endswith(".xml") and not e.startswith("."))
+        return names.entries(str(self.config_dir), ".xml")
 
     def running_names(self) -> list[str]:
         """Names with a runtime state file, sorted."""
-        try:
-            entries = os.listdir(self.run_dir)
-        except FileNotFoundError:
-            return []
-        return sorted(e[:-5] for e in entries if e.endswith(".json") and not e.startswith("."))
+        return names.entries(str(self.run_dir), ".json")

@@ -11,22 +11,24 @@ as shut off (crashed). Light (no dataclasses): the supervisor imports it.
 
 from __future__ import annotations
 
-import contextlib
-import json
 import os
-from typing import Any
 
 from nsvirt.driver.errors import InternalError
 from nsvirt.driver.runtime import procstat
-from nsvirt.driver.state import files
-from nsvirt.driver.state.layout import Paths
-from nsvirt.driver.state.states import REASONS, DomainState
+from nsvirt.driver.state import jsonlite, words
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:  # light: the one-shot path reads states without typing, pathlib, enum, json
+    from typing import Any
+
+    from nsvirt.driver.state.layout import Paths
+    from nsvirt.driver.state.names import Layout
+    from nsvirt.driver.state.states import DomainState
 
 STATE_FORMAT = 1  # of NAME.json; a reader refuses any other
 
 RUNNING, PAUSED, SHUTOFF = "running", "paused", "shutoff"
-_STATES = {RUNNING: DomainState.RUNNING, PAUSED: DomainState.PAUSED,
-           SHUTOFF: DomainState.SHUTOFF}  # fmt: skip
+_STATES = {RUNNING: words.RUNNING, PAUSED: words.PAUSED, SHUTOFF: words.SHUTOFF}
 
 # field → (type, default); a live state must have every field, a shut-off one the first four
 _FIELDS: dict[str, tuple[type | tuple[type, ...], Any]] = {
@@ -88,14 +90,16 @@ class RunState:
         return {k: getattr(self, k) for k in keys}
 
     def to_json(self) -> bytes:
+        import json
+
         return json.dumps(self.to_dict(), indent=1).encode()
 
     @classmethod
     def from_json(cls, data: bytes, source: str | os.PathLike[str]) -> RunState:
         """Parse and check a state file's bytes; raise RunStateError on anything off."""
         try:
-            raw = json.loads(data)
-        except (ValueError, UnicodeDecodeError):
+            raw = jsonlite.loads(data)
+        except ValueError:  # UnicodeDecodeError is one
             raise RunStateError(source, "not valid JSON (truncated or corrupt)") from None
         return cls.from_dict(raw, source)
 
@@ -126,7 +130,7 @@ def shutoff(name: str, reason: str) -> RunState:
     return RunState(name=name, state=SHUTOFF, reason=reason)
 
 
-def read(paths: Paths, name: str) -> RunState | None:
+def read(paths: Paths | Layout, name: str) -> RunState | None:
     """The domain's runtime state; None if there is none. Raises RunStateError."""
     path = paths.state(name)
     try:
@@ -141,6 +145,8 @@ def read(paths: Paths, name: str) -> RunState | None:
 
 def write(paths: Paths, state: RunState) -> None:
     """Replace the state file at once (no fsync: /run is emptied by a reboot anyway)."""
+    from nsvirt.driver.state import files
+
     files.write_atomic(paths.state(state.name), state.to_json(), durable=False)
 
 
@@ -158,11 +164,41 @@ def supervisor_alive(state: RunState) -> bool:
 
 def state_of(state: RunState | None) -> tuple[DomainState, int]:
     """(state, reason number) as libvirt numbers them."""
+    from nsvirt.driver.state.states import DomainState
+
+    st, reason = numbers_of(state)
+    return DomainState(st), reason
+
+
+def numbers_of(state: RunState | None) -> tuple[int, int]:
+    """(state, reason) as libvirt's numbers (state/words.py), without the enum."""
     if state is None:
-        return DomainState.SHUTOFF, 0
+        return words.SHUTOFF, 0
     st = _STATES[state.state]
-    words = REASONS.get(st, ("unknown",))
-    return st, words.index(state.reason) if state.reason in words else 0
+    found = words.REASONS.get(st, ("unknown",))
+    return st, found.index(state.reason) if state.reason in found else 0
+
+
+class NeedsRecovery(Exception):
+    """The state file cannot be trusted as it is (recovery.py finds the truth)."""
+
+
+def read_trusted(paths: Paths | Layout, name: str) -> RunState | None:
+    """The runtime state as the file says, when that can be trusted without the
+    domain's lock: a live state whose supervisor is that same live process, or a
+    shut-off one (or none) while no control socket exists. NeedsRecovery otherwise:
+    missing while a socket exists, unreadable, or naming a supervisor that is gone."""
+    try:
+        state = read(paths, name)
+    except RunStateError:
+        raise NeedsRecovery(name) from None
+    if state is not None and state.live:
+        if supervisor_alive(state):
+            return state
+        raise NeedsRecovery(name)
+    if os.path.exists(paths.socket(name)):
+        raise NeedsRecovery(name)
+    return state
 
 
 def teardown(paths: Paths, name: str, cgroup: Any | None, *, final_reason: str | None,
@@ -173,7 +209,10 @@ def teardown(paths: Paths, name: str, cgroup: Any | None, *, final_reason: str |
     leaves another run's alone); then record how it ended (final_reason, for a
     persistent domain) or drop the state file. Idempotent; used by the supervisor
     and by clients."""
+    import contextlib
+
     from nsvirt.driver.runtime.cgroups import CgroupError
+    from nsvirt.driver.state import files
 
     if cgroup is not None:
         with contextlib.suppress(CgroupError, OSError):
@@ -181,7 +220,7 @@ def teardown(paths: Paths, name: str, cgroup: Any | None, *, final_reason: str |
         with contextlib.suppress(CgroupError, OSError):
             cgroup.destroy()
     if run_files:
-        for path in (paths.socket(name), paths.live_xml(name)):
+        for path in (paths.socket(name), paths.live_xml(name), paths.compiled(name, live=True)):
             files.remove(path, durable=False)
         with contextlib.suppress(OSError):
             os.rmdir(paths.mountpoint(name))
@@ -210,6 +249,8 @@ def remove_host_interfaces(state: RunState) -> None:
     dead supervisor; normally they go with the container's network namespace)."""
     hosts = [i.get("host") for i in state.interfaces if isinstance(i, dict) and i.get("host")]
     if hosts:
+        import contextlib
+
         from nsvirt.driver.network.attach import remove_host_ends  # pyroute2: only here
 
         with contextlib.suppress(OSError):
@@ -231,6 +272,8 @@ def release_ids(state: RunState) -> None:
     """Give back the host ids of a run whose supervisor is gone (it would have)."""
     table = (state.containment or {}).get("table")
     if table:
+        import contextlib
+
         from nsvirt.driver.state import idranges
 
         with contextlib.suppress(OSError, InternalError):

@@ -1,8 +1,13 @@
-"""Domain states and reasons, numbered as libvirt's (virDomainState, virDomain*Reason)."""
+"""Domain states and reasons, numbered as libvirt's (virDomainState, virDomain*Reason).
+
+The words themselves are in state/words.py, without enum (the one-shot path uses them).
+"""
 
 from __future__ import annotations
 
 from enum import IntEnum
+
+from nsvirt.driver.state import words
 
 
 class DomainState(IntEnum):
@@ -18,67 +23,12 @@ class DomainState(IntEnum):
     @property
     def label(self) -> str:
         """virsh's word for the state (`list`, `domstate`, `dominfo`)."""
-        return _LABELS[self]
+        return words.LABELS[self]
 
-
-_LABELS = {
-    DomainState.NOSTATE: "no state",
-    DomainState.RUNNING: "running",
-    DomainState.BLOCKED: "idle",
-    DomainState.PAUSED: "paused",
-    DomainState.SHUTDOWN: "in shutdown",
-    DomainState.SHUTOFF: "shut off",
-    DomainState.CRASHED: "crashed",
-    DomainState.PMSUSPENDED: "pmsuspended",
-}
 
 # virsh's words for each state's reasons, by libvirt's reason number.
-REASONS: dict[DomainState, tuple[str, ...]] = {
-    DomainState.RUNNING: (
-        "unknown",
-        "booted",
-        "migrated",
-        "restored",
-        "from snapshot",
-        "unpaused",
-        "migration canceled",
-        "save canceled",
-        "event wakeup",
-        "crashed",
-        "post-copy",
-    ),
-    DomainState.PAUSED: (
-        "unknown",
-        "user",
-        "migrating",
-        "saving",
-        "dumping",
-        "I/O error",
-        "watchdog",
-        "from snapshot",
-        "shutting down",
-        "creating snapshot",
-        "crashed",
-        "starting up",
-        "post-copy",
-        "post-copy failed",
-    ),
-    DomainState.SHUTOFF: (
-        "unknown",
-        "shutdown",
-        "destroyed",
-        "crashed",
-        "migrated",
-        "saved",
-        "failed",
-        "from snapshot",
-        "daemon",
-    ),
-    DomainState.CRASHED: ("unknown", "panicked"),
-    DomainState.SHUTDOWN: ("unknown", "user"),
-}
+REASONS: dict[DomainState, tuple[str, ...]] = {DomainState(n): w for n, w in words.REASONS.items()}
 
 
 def reason_label(state: DomainState, reason: int) -> str:
-    words = REASONS.get(state, ("unknown",))
-    return words[reason] if 0 <= reason < len(words) else "unknown"
+    return words.reason_label(state, reason)

@@ -15,6 +15,7 @@ import os
 import time
 from pathlib import Path
 
+from nsvirt.driver.runtime import cgusage
 from nsvirt.driver.runtime.cgroups import (
     PAYLOAD,
     CgroupError,
@@ -226,10 +227,10 @@ class V1Cgroup:
     # ------------------------------------------------------------ statistics
 
     def memory_usage(self) -> int:
-        return int(self._read("memory", "memory.usage_in_bytes"))
+        return cgusage.memory_usage(self.describe())
 
     def cpu_time_ns(self) -> int:
-        return int(self._read("cpuacct", "cpuacct.usage"))
+        return cgusage.cpu_time_ns(self.describe())
 
     def oom_kills(self) -> int:
         """OOM kills in the whole subtree: v1 counts each where the limit bit (payload,

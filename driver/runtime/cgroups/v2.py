@@ -18,6 +18,7 @@ import os
 import time
 from pathlib import Path
 
+from nsvirt.driver.runtime import cgusage
 from nsvirt.driver.runtime.cgroups import (
     PAYLOAD,
     CgroupError,
@@ -211,10 +212,10 @@ class V2Cgroup:
     # ------------------------------------------------------------ statistics
 
     def memory_usage(self) -> int:
-        return int(self._read("memory.current"))
+        return cgusage.memory_usage(self.describe())
 
     def cpu_time_ns(self) -> int:
-        return int(self._keyed("cpu.stat")["usage_usec"]) * 1000
+        return cgusage.cpu_time_ns(self.describe())
 
     def oom_kills(self) -> int:
         return int(self._keyed("memory.events").get("oom_kill", 0))

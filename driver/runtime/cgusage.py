@@ -1,0 +1,37 @@
+"""A running container's memory and CPU use, read from the cgroup directories its
+run state records (`cgroup`: controller → directory on v1, "unified" → the leaf on
+v2). Light on purpose: `dominfo` reads these on the one-shot path, and the
+backends (cgroups/v1.py, v2.py) answer through the same functions."""
+
+from __future__ import annotations
+
+
+def _read(path: str) -> str:
+    with open(path) as f:
+        return f.read().strip()
+
+
+def _keyed(path: str) -> dict[str, str]:
+    return dict(line.split(None, 1) for line in _read(path).splitlines() if " " in line)
+
+
+def memory_usage(dirs: dict[str, str]) -> int:
+    """Bytes in use, page cache included (what v1 and v2 both count)."""
+    if "unified" in dirs:
+        return int(_read(dirs["unified"] + "/memory.current"))
+    return int(_read(dirs["memory"] + "/memory.usage_in_bytes"))
+
+
+def cpu_time_ns(dirs: dict[str, str]) -> int:
+    if "unified" in dirs:
+        return int(_keyed(dirs["unified"] + "/cpu.stat")["usage_usec"]) * 1000
+    return int(_read(dirs["cpuacct"] + "/cpuacct.usage"))
+
+
+def usage(dirs: dict[str, str]) -> tuple[int, int]:
+    """(memory in use in KiB, CPU time in ns); 0s where the cgroup cannot say (it
+    is going away)."""
+    try:
+        return memory_usage(dirs) // 1024, cpu_time_ns(dirs)
+    except (OSError, ValueError, KeyError):
+        return 0, 0

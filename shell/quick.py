@@ -1,0 +1,352 @@
+"""The one-shot fast path: the daily commands, answered from the store with the
+standard library's C modules and nsvirt's light state modules only.
+
+Scripts run nsvirsh once per command, so one process's start is nsvirt's speed
+(docs/performance.md): cmd2, argparse, lxml, xmlschema, pyroute2, dataclasses,
+typing, pathlib, json, enum and re are never imported here. `run` answers `list`,
+`dominfo`, `domstate`, `domid`, `domuuid`, `domname`, `dumpxml`, `undefine`,
+`suspend`, `resume`, `shutdown` and `destroy` in their common forms. For anything
+else it returns None and the full shell (shell/oneshot.py) runs the same words:
+an option it does not know, a name it does not find, a file it cannot trust as
+it is (a definition nsvirt did not write, a missing or stale compiled form, a run
+that needs recovery), any error. It prints nothing before it knows it can answer,
+and sends a supervisor a request only once nothing is left to check; a request
+that then fails is handed to the full shell, which asks again and reports.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+
+from nsvirt.driver.state import runstate, store, words
+from nsvirt.driver.state.names import CONFIG_DIR, RUN_DIR, Layout, entries
+
+MAX_XML = 1 << 20  # the parser's cap (a bigger file is not one nsvirt wrote)
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Callable
+    from typing import TextIO
+
+    from nsvirt.driver.state.runstate import RunState
+
+    Handler = Callable[[Layout, list[str], bool, bool], str | None]
+
+
+class _Fallback(Exception):
+    """Not for the fast path: the full shell answers."""
+
+
+def main(argv: list[str] | None = None, out: TextIO | None = None,
+         err: TextIO | None = None) -> int:  # fmt: skip
+    """nsvirsh's entry point: the fast path when it can answer, else the full shell."""
+    argv = sys.argv[1:] if argv is None else argv
+    text = run(argv)
+    if text is None:
+        from nsvirt.shell.oneshot import main as full
+
+        return full(argv, out, err)
+    stream = out or sys.stdout
+    try:
+        stream.write(text)
+        stream.flush()
+    except BrokenPipeError:  # `nsvirsh list --name | head -1`, as the full shell does
+        if stream is sys.stdout:
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+    return 0
+
+
+def run(argv: list[str]) -> str | None:
+    """What the command prints (it succeeded), or None: the full shell must run it."""
+    uri, quiet, readonly, words_ = _options(argv)
+    if not words_ or words_[0] not in COMMANDS:
+        return None
+    root = _root_of(uri if uri is not None else os.environ.get("NSVIRT_DEFAULT_URI"))
+    if root is None:
+        return None
+    try:
+        return COMMANDS[words_[0]](Layout(root), words_[1:], quiet, readonly)
+    except Exception:  # _Fallback, NeedsRecovery, OSError, …: the full shell decides
+        return None
+
+
+def _options(argv: list[str]) -> tuple[str | None, bool, bool, list[str]]:
+    """virsh's global options that the fast path knows; any other makes it step aside."""
+    uri, quiet, readonly = None, False, False
+    i = 0
+    while i < len(argv) and argv[i].startswith("-"):
+        arg = argv[i]
+        if arg in ("-c", "--connect") and i + 1 < len(argv):
+            uri = argv[i + 1]
+            i += 1
+        elif arg.startswith("--connect="):
+            uri = arg[len("--connect=") :]
+        elif arg in ("-q", "--quiet"):
+            quiet = True
+        elif arg in ("-r", "--readonly"):
+            readonly = True
+        else:
+            return None, False, False, []
+        i += 1
+    rest = argv[i:]
+    # one word that is a command string (`nsvirsh 'start d; console d'`), or
+    # words with characters virsh's parser gives a meaning to: the full shell
+    if any(c in w for w in rest for c in " \t\n;#'\"\\") or any(w == "--" for w in rest):
+        return None, False, False, []
+    return uri, quiet, readonly, rest
+
+
+def _root_of(uri: str | None) -> str | None:
+    """The connection root of the plain URIs (connection.parse_uri has them all)."""
+    uri = uri or "lxc:///system"
+    for scheme in ("lxc://localhost", "lxc://"):
+        if uri.startswith(scheme):
+            rest = uri[len(scheme) :]
+            break
+    else:
+        return None
+    if any(c in rest for c in "%+#&;"):
+        return None  # percent-encoding and friends: parse_uri's job
+    path, _, query = rest.partition("?")
+    if path in ("", "/", "/system") and not query:
+        return "/"
+    if path == "/embed" and query.startswith("root=/"):
+        return os.path.normpath(query[len("root=") :])
+    return None
+
+
+def _one_domain(args: list[str], flags: tuple[str, ...] = ()) -> tuple[str, set[str]]:
+    """The domain name and the flags of `CMD [--domain] NAME [FLAGS]`."""
+    seen = set()
+    names = []
+    i = 0
+    while i < len(args):
+        a = args[i]
+        if a == "--domain" and i + 1 < len(args):
+            names.append(args[i + 1])
+            i += 1
+        elif a in flags:
+            seen.add(a)
+        elif a.startswith("-"):
+            raise _Fallback
+        else:
+            names.append(a)
+        i += 1
+    if len(names) != 1:
+        raise _Fallback
+    name = names[0]
+    if not name or "/" in name or name.startswith(".") or store.canonical_uuid(name.lower()):
+        raise _Fallback  # a uuid (or no name at all): the full shell looks it up
+    return name, seen
+
+
+class _Found:
+    """One domain as the store has it: uuid, run state, persistent or not."""
+
+    __slots__ = ("name", "persistent", "state", "uuid")
+
+    def __init__(self, names: Layout, name: str) -> None:
+        self.name = name
+        self.persistent = store.is_persistent(names, name)
+        uuid = store.head_uuid(names.config(name)) if self.persistent else None
+        if self.persistent and uuid is None:
+            raise _Fallback  # not in nsvirt's own layout: the full parse says where
+        self.state: RunState | None = runstate.read_trusted(names, name)
+        if uuid is None:  # a transient domain: known while it runs
+            if self.state is None or not self.state.live or not self.state.uuid:
+                raise _Fallback
+            uuid = self.state.uuid
+        self.uuid = uuid
+
+    @property
+    def live(self) -> bool:
+        return self.state is not None and self.state.live
+
+    @property
+    def id(self) -> int:
+        return self.state.supervisor_pid if self.live else -1  # type: ignore[union-attr]
+
+    def numbers(self) -> tuple[int, int]:
+        return runstate.numbers_of(self.state)
+
+
+# ---------------------------------------------------------------- read-only commands
+
+
+def _list(names: Layout, args: list[str], quiet: bool, readonly: bool) -> str | None:
+    known = {"--all", "--inactive", "--name", "--uuid", "--id", "--table"}
+    if not set(args) <= known:
+        raise _Fallback
+    flags = set(args)
+    every = entries(names.under(CONFIG_DIR), ".xml") + entries(names.under(RUN_DIR), ".json")
+    rows = []
+    for name in sorted(set(every)):
+        try:
+            dom = _Found(names, name)
+        except _Fallback:
+            if store.is_persistent(names, name):
+                raise  # a broken definition: the full shell names it and lists the rest
+            continue  # a shut-off record of a transient domain: not a domain
+        st, _ = dom.numbers()
+        if st == words.SHUTOFF and not flags & {"--all", "--inactive"}:
+            continue
+        if st != words.SHUTOFF and "--inactive" in flags:
+            continue
+        rows.append((dom, st))
+    rows.sort(key=lambda r: (r[0].id < 0, max(r[0].id, 0), r[0].name))  # as virsh
+    from nsvirt.shell import output
+
+    if flags & {"--name", "--uuid", "--id"} and "--table" not in flags:
+        lines = []
+        for dom, _ in rows:
+            fields = ((str(dom.id) if dom.id > 0 else None, "--id"), (dom.uuid, "--uuid"),
+                      (dom.name, "--name"))  # fmt: skip
+            found = [w for w, flag in fields if flag in flags and w]
+            if found:
+                lines.append(" ".join(found) + "\n")
+        return "".join(lines) + "\n"
+    table = [["-" if d.id < 0 else str(d.id), d.name, words.LABELS[st]] for d, st in rows]
+    return output.table(["Id", "Name", "State"], table)
+
+
+def _dominfo(names: Layout, args: list[str], quiet: bool, readonly: bool) -> str | None:
+    from nsvirt.driver.state import compiled
+    from nsvirt.shell import output
+
+    name, _ = _one_domain(args)
+    dom = _Found(names, name)
+    source = names.live_xml(name) if dom.live else names.config(name)
+    summary = compiled.read(source, names.compiled(name, dom.live))
+    if summary is None:
+        raise _Fallback  # the full shell compiles it again
+    st, _ = dom.numbers()
+    pairs = [
+        ("Id", "-" if dom.id < 0 else str(dom.id)),
+        ("Name", name),
+        ("UUID", dom.uuid),
+        ("OS Type", "exe"),
+        ("State", words.LABELS[st]),
+        ("CPU(s)", str(summary["vcpus"])),
+    ]
+    used = summary["current_memory"]
+    if dom.live:
+        from nsvirt.driver.runtime import cgusage
+
+        used, cpu = cgusage.usage(dom.state.cgroup)  # type: ignore[union-attr]
+        pairs.append(("CPU time", f"{cpu / 1e9:.1f}s"))
+    pairs += [
+        ("Max memory", f"{summary['memory']} KiB"),
+        ("Used memory", f"{used} KiB"),
+        ("Persistent", "yes" if dom.persistent else "no"),
+        ("Autostart", "enable" if os.path.islink(names.autostart_link(name)) else "disable"),
+        ("Managed save", "no"),
+        ("Security model", "none"),
+        ("Security DOI", "0"),
+    ]
+    return output.fields(pairs)
+
+
+def _domstate(names: Layout, args: list[str], quiet: bool, readonly: bool) -> str | None:
+    name, flags = _one_domain(args, ("--reason",))
+    st, reason = _Found(names, name).numbers()
+    text = words.LABELS[st]
+    if "--reason" in flags:
+        text += f" ({words.reason_label(st, reason)})"
+    return text + "\n\n"
+
+
+def _domid(names: Layout, args: list[str], quiet: bool, readonly: bool) -> str | None:
+    dom = _Found(names, _one_domain(args)[0])
+    return ("-" if dom.id < 0 else str(dom.id)) + "\n\n"
+
+
+def _domuuid(names: Layout, args: list[str], quiet: bool, readonly: bool) -> str | None:
+    return _Found(names, _one_domain(args)[0]).uuid + "\n\n"
+
+
+def _domname(names: Layout, args: list[str], quiet: bool, readonly: bool) -> str | None:
+    return _Found(names, _one_domain(args)[0]).name + "\n\n"
+
+
+def _dumpxml(names: Layout, args: list[str], quiet: bool, readonly: bool) -> str | None:
+    name, flags = _one_domain(args, ("--inactive", "--security-info"))
+    dom = _Found(names, name)
+    live = dom.live and "--inactive" not in flags
+    if not live and not dom.persistent:
+        raise _Fallback
+    with open(names.live_xml(name) if live else names.config(name), "rb") as f:
+        text = f.read(MAX_XML + 1).decode()
+    if not (text.startswith("<domain") and text.rstrip().endswith("</domain>")):
+        raise _Fallback  # not as nsvirt writes it: the full parse says where
+    return text + "\n"
+
+
+# ---------------------------------------------------------------- commands that change
+
+
+def _undefine(names: Layout, args: list[str], quiet: bool, readonly: bool) -> str | None:
+    name, _ = _one_domain(args)
+    if readonly or not store.is_persistent(names, name):
+        raise _Fallback
+    from nsvirt.driver.state import files
+
+    with files.locked(names.define_lock(), "the domain definitions"), \
+         files.locked(names.lock(name), f"domain '{name}'"):  # fmt: skip
+        state = runstate.read_trusted(names, name)  # NeedsRecovery: the full shell
+        if not store.forget(names, name, runstate.is_live(state)):
+            raise _Fallback
+    return "" if quiet else f"Domain '{name}' has been undefined\n\n"
+
+
+def _request(op: str, done: str, **fields: object) -> Handler:
+    """A command that is one request to the running domain's supervisor."""
+
+    def handler(names: Layout, args: list[str], quiet: bool, readonly: bool) -> str | None:
+        from nsvirt.driver.supervisor import wire
+
+        name, _ = _one_domain(args)
+        if readonly:
+            raise _Fallback
+        state = runstate.read_trusted(names, name)
+        if state is None or not state.live:
+            raise _Fallback  # "domain is not running": the full shell says so
+        if (op == "suspend") == (state.state == runstate.PAUSED) and op in ("suspend", "resume"):
+            raise _Fallback  # already paused / not paused
+        if op == "destroy":
+            from nsvirt.driver.runtime import procstat
+
+            stat = procstat.read(state.supervisor_pid)
+            if stat is None or stat.state in ("T", "t"):
+                raise _Fallback  # a stopped supervisor cannot answer: the full destroy
+        bound = wire.answer_timeout() if op == "destroy" else wire.CALL_TIMEOUT
+        line = wire.request_line(op, bound, **fields)
+        try:
+            reply = wire.decode(wire.call(names.socket(name), line, bound))
+        except (OSError, wire.WireError):
+            raise _Fallback from None  # cannot reach it, or no answer: the full shell
+        if not reply.get("ok"):
+            raise _Fallback  # it refused: the full shell asks again and reports
+        if op == "destroy" and state.interfaces:
+            runstate.remove_host_interfaces(state)
+        return "" if quiet else done.format(name) + "\n\n"
+
+    return handler
+
+
+COMMANDS: dict[str, Handler] = {
+    "list": _list,
+    "dominfo": _dominfo,
+    "domstate": _domstate,
+    "domid": _domid,
+    "domuuid": _domuuid,
+    "domname": _domname,
+    "dumpxml": _dumpxml,
+    "undefine": _undefine,
+    "suspend": _request("suspend", "Domain '{}' suspended"),
+    "resume": _request("resume", "Domain '{}' resumed"),
+    "shutdown": _request(
+        "shutdown", "Domain '{}' is being shutdown", mode=None, timeout=None, wait=False
+    ),
+    "destroy": _request("destroy", "Domain '{}' destroyed"),
+}
