@@ -124,7 +124,7 @@ def test_a_corrupt_one_is_never_used(conn: Connection, damage: str) -> None:
 
 def test_a_missing_one_is_rebuilt_and_undefine_removes_it(conn: Connection) -> None:
     dom = conn.define_xml(XML)
-    xml, cache = paths_of(conn)
+    _, cache = paths_of(conn)
     os.unlink(cache)
     assert quick_dominfo(conn) is None
     assert dom.info().vcpus == 2
