@@ -253,4 +253,3 @@ class Domain(Lifecycle, Interfaces):
             link.symlink_to(Path("..") / f"{self.name}.xml")
         elif not enabled:
             files.remove(link)
-

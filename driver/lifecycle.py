@@ -23,7 +23,6 @@ if TYPE_CHECKING:
     from nsvirt.driver.domxml import model as m
 
 
-
 class Lifecycle:
     """The run-changing calls of Domain (libvirt's virDomainCreate, virDomainDestroy…)."""
 
