@@ -109,8 +109,7 @@ class Connection:
                 text = domxml.format(dom).encode()
                 config = self.paths.names.config(dom.name)
                 files.write_atomic(config, text)
-                compiled.write(config, self.paths.names.compiled(dom.name, live=False), text,
-                               compiled.summary(dom))  # fmt: skip
+                self.compile(dom, text)
         return Domain(self, dom.name, dom.uuid)
 
     def create_xml(self, xml: str | bytes, source: str = "") -> Domain:
@@ -132,6 +131,16 @@ class Connection:
                     files.remove_lock(self.paths.lock(dom.name))  # no domain: no lock file
                     raise
         return domain
+
+    def compile(self, dom: m.DomainDef, text: bytes) -> dict[str, object]:
+        """Write the compiled form of a persistent definition (state/compiled.py), with
+        its prepared launch (launch/prepared.py); return its fields."""
+        from nsvirt.driver.launch import prepared
+
+        fields = {**compiled.summary(dom), "launch": prepared.prepare(self, dom)}
+        names = self.paths.names
+        compiled.write(names.config(dom.name), names.compiled(dom.name, live=False), text, fields)
+        return fields
 
     def _load_for_define(self, xml: str | bytes, source: str, *, update: bool) -> m.DomainDef:
         """Parse, check, and add what define adds (uuid, MACs, arch), as libvirt's define.

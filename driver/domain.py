@@ -177,7 +177,10 @@ class Domain(Lifecycle, Interfaces):
         from nsvirt.driver import domxml
 
         text = self.xml_desc(inactive).encode()
-        fields = compiled.summary(domxml.load_trusted(text, source=source))
+        dom = domxml.load_trusted(text, source=source)
+        if not live:
+            return self.conn.compile(dom, text)
+        fields = compiled.summary(dom)
         compiled.write(source, names.compiled(self.name, live), text, fields)
         return fields
 

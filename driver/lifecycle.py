@@ -4,7 +4,6 @@ driver/domain.py's Domain (which holds the look-ups and the definition)."""
 
 from __future__ import annotations
 
-from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
 from nsvirt.driver import recovery
@@ -57,7 +56,8 @@ class Lifecycle:
         launch_plan = plan.build(dom, facts, partition=self.conn.partition_for(dom), join=join,
                                  bridges=bridges)  # fmt: skip
         try:
-            info = launcher.launch(self.conn.paths, launch_plan, persistent=persistent)
+            info = launcher.launch(self.conn.paths, launch_plan.to_json(), persistent=persistent,
+                                   interfaces=launch_plan.interfaces)  # fmt: skip
         except launcher.StartFailed as e:
             raise InternalError(str(e)) from None
         try:
@@ -71,23 +71,11 @@ class Lifecycle:
     def _write_live_xml(self, dom: m.DomainDef, pid: int, ttys: list[str],
                         interfaces: list[dict[str, Any]],
                         containment: dict[str, Any] | None = None) -> None:  # fmt: skip
-        """The running domain's XML: its id, its consoles' ptys, its interfaces'
-        host-side names and the host ids it was given, as dumpxml shows them."""
+        """The running domain's XML (launch/livexml.py), and its compiled form."""
         from nsvirt.driver import domxml
-        from nsvirt.driver.domxml.model import CharDevice, LiveIdmap
+        from nsvirt.driver.launch.livexml import live_definition
 
-        if containment and containment.get("table"):  # ids allocated for this run
-            c = containment
-            dom = replace(dom, live_idmap=LiveIdmap(c["uid"], c["gid"], c["count"]))
-
-        declared = dom.devices.consoles or (CharDevice(port=0),)
-        pairs = enumerate(zip(declared, ttys, strict=False))
-        consoles = tuple(replace(c, tty=tty, alias=f"console{i}") for i, (c, tty) in pairs)
-        made = {i["mac"]: i for i in interfaces}
-        nics = tuple(replace(i, target_dev=made[i.mac]["host"] or i.target_dev)
-                     if i.mac in made else i for i in dom.devices.interfaces)  # fmt: skip
-        devices = replace(dom.devices, consoles=consoles, interfaces=nics)
-        live = replace(dom, id=pid, devices=devices)
+        live = live_definition(dom, pid, ttys, interfaces, containment)
         text = domxml.format(live).encode()
         names = self.conn.paths.names
         files.write_atomic(names.live_xml(self.name), text, durable=False)

@@ -5,7 +5,7 @@ Scripts run nsvirsh once per command, so one process's start is nsvirt's speed
 (docs/performance.md): cmd2, argparse, lxml, xmlschema, pyroute2, dataclasses,
 typing, pathlib, json, enum and re are never imported here. `run` answers `list`,
 `dominfo`, `domstate`, `domid`, `domuuid`, `domname`, `dumpxml`, `undefine`,
-`suspend`, `resume`, `shutdown` and `destroy` in their common forms. For anything
+`start`, `suspend`, `resume`, `shutdown` and `destroy` in their common forms. For anything
 else it returns None and the full shell (shell/oneshot.py) runs the same words:
 an option it does not know, a name it does not find, a file it cannot trust as
 it is (a definition nsvirt did not write, a missing or stale compiled form, a run
@@ -38,11 +38,23 @@ class _Fallback(Exception):
     """Not for the fast path: the full shell answers."""
 
 
+class Failed(Exception):
+    """The command failed after it changed something: its virsh `error:` lines."""
+
+    def __init__(self, *lines: str) -> None:
+        super().__init__(*lines)
+        self.lines = lines
+
+
 def main(argv: list[str] | None = None, out: TextIO | None = None,
          err: TextIO | None = None) -> int:  # fmt: skip
     """nsvirsh's entry point: the fast path when it can answer, else the full shell."""
     argv = sys.argv[1:] if argv is None else argv
-    text = run(argv)
+    try:
+        text = run(argv)
+    except Failed as e:
+        (err or sys.stderr).write("".join(f"error: {line}\n" for line in e.lines))
+        return 1
     if text is None:
         from nsvirt.shell.oneshot import main as full
 
@@ -67,6 +79,8 @@ def run(argv: list[str]) -> str | None:
         return None
     try:
         return COMMANDS[words_[0]](Layout(root), words_[1:], quiet, readonly)
+    except Failed:
+        raise
     except Exception:  # _Fallback, NeedsRecovery, OSError, …: the full shell decides
         return None
 
@@ -299,6 +313,72 @@ def _undefine(names: Layout, args: list[str], quiet: bool, readonly: bool) -> st
     return "" if quiet else f"Domain '{name}' has been undefined\n\n"
 
 
+def _start(names: Layout, args: list[str], quiet: bool, readonly: bool) -> str | None:
+    """Start a defined domain from its prepared launch (launch/prepared.py): no XML,
+    model or plan to make; with no running supervisor to fork the new one, this
+    process forks it (no second interpreter)."""
+    from nsvirt.driver.launch import hostprobe, prepared
+    from nsvirt.driver.state import compiled, files
+
+    name, _ = _one_domain(args, ("--force-boot",))
+    if readonly or not store.is_persistent(names, name):
+        raise _Fallback
+    found = compiled.read(names.config(name), names.compiled(name, live=False))
+    launch = found and found.get("launch")
+    if not isinstance(launch, dict) or not prepared.usable(launch, names.root, hostprobe.probe()):
+        raise _Fallback  # the driver plans it (and compiles it again)
+    with files.locked(names.lock(name), f"domain '{name}'"):
+        state = runstate.read_trusted(names, name)  # NeedsRecovery: the full shell
+        if runstate.is_live(state):
+            raise _Fallback  # "Domain is already active": the full shell says so
+        from nsvirt.driver.launch import launcher, livexml
+        from nsvirt.driver.state.layout import Paths
+
+        try:
+            info = launcher.launch(Paths(names.root), launch["plan"], persistent=True,
+                                   fork_here=True)  # fmt: skip
+        except launcher.StartFailed:
+            raise _Fallback from None  # it left nothing: the full shell tries and reports
+        try:
+            text = livexml.fill(launch["live"], info["pid"], info["consoles"],
+                                info.get("containment")).encode()  # fmt: skip
+        except ValueError:
+            text = b""
+        if not text or not _write_live(names, name, text, found):
+            _live_by_driver(names, name, info)
+    return "" if quiet else f"Domain '{name}' started\n\n"
+
+
+def _write_live(names: Layout, name: str, text: bytes, fields: dict[str, object]) -> bool:
+    from nsvirt.driver.state import compiled, files
+
+    try:
+        files.write_atomic(names.live_xml(name), text, durable=False)
+    except OSError:
+        return False
+    live = {k: v for k, v in fields.items() if k not in ("format", "version", "source")}
+    compiled.write(names.live_xml(name), names.compiled(name, live=True), text,
+                   {**live, "launch": None})  # fmt: skip
+    return True
+
+
+def _live_by_driver(names: Layout, name: str, info: dict) -> None:
+    """The live XML the driver's way (it also destroys a domain whose live XML cannot
+    be written: one nobody could see must not run on)."""
+    from nsvirt.driver import connect
+
+    uri = "lxc:///system" if names.root == "/" else f"lxc:///embed?root={names.root}"
+    dom = connect(uri).lookup_by_name(name)
+    try:
+        dom._write_live_xml(dom.definition(inactive=True), info["pid"], info["consoles"],
+                            info.get("interfaces", []), info.get("containment"))  # fmt: skip
+    except OSError as e:
+        dom.destroy()
+        raise Failed(f"Failed to start domain '{name}'",
+                     f"internal error: cannot write the live definition: {e.strerror}; "
+                     "the domain was destroyed") from None  # fmt: skip
+
+
 def _request(op: str, done: str, **fields: object) -> Handler:
     """A command that is one request to the running domain's supervisor."""
 
@@ -343,6 +423,7 @@ COMMANDS: dict[str, Handler] = {
     "domname": _domname,
     "dumpxml": _dumpxml,
     "undefine": _undefine,
+    "start": _start,
     "suspend": _request("suspend", "Domain '{}' suspended"),
     "resume": _request("resume", "Domain '{}' resumed"),
     "shutdown": _request(

@@ -10,23 +10,26 @@ A failed start leaves nothing behind, and touches nothing it did not make.
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 import socket
-import subprocess
 import sys
 import time
-from typing import Any
 
 from nsvirt.driver.errors import InternalError
-from nsvirt.driver.launch.plan import LaunchPlan
 from nsvirt.driver.runtime import procstat
 from nsvirt.driver.runtime.cgroups import backend_for
-from nsvirt.driver.state import files, runstate
-from nsvirt.driver.state.layout import Paths
+from nsvirt.driver.state import files, jsonlite, runstate
 from nsvirt.driver.supervisor import protocol
 from nsvirt.driver.supervisor.config import SupervisorConfig
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:  # the one-shot start uses this module: no typing, no model
+    from collections.abc import Sequence
+    from typing import Any
+
+    from nsvirt.driver.launch.plan import NetIface
+    from nsvirt.driver.state.layout import Paths
 
 BOOT = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
                     "supervisor", "boot.py")  # fmt: skip
@@ -54,19 +57,27 @@ def start_timeout(config: SupervisorConfig) -> float:
     return float(os.environ.get("NSVIRT_START_TIMEOUT") or 3 * config.handshake_timeout + 5)
 
 
-def launch(paths: Paths, plan: LaunchPlan, *, persistent: bool) -> dict[str, Any]:
-    """Start the supervisor; return its handshake ({"pid", "init_pid", "consoles"})."""
+def launch(paths: Paths, plan_json: str, *, persistent: bool, interfaces: Sequence[NetIface] = (),
+           fork_here: bool = False) -> dict[str, Any]:  # fmt: skip
+    """Start the supervisor of a launch plan (LaunchPlan.to_json()); return its
+    handshake ({"pid", "init_pid", "consoles", ...}). `interfaces`: the plan's, to
+    make from here when init asks. `fork_here`: with no running supervisor to fork
+    it, this process forks it (the one-shot nsvirsh: small, one thread) instead of
+    starting a new interpreter."""
     paths.ensure()
-    name = plan.name
-    cgroup = backend_for(plan.facts, plan.cgroup_partition, plan.cgroup_name)
+    plan = jsonlite.loads(plan_json)
+    name = plan["name"]  # type: ignore[index]
+    cgroup = backend_for(plan["facts"], plan["cgroup_partition"], plan["cgroup_name"])  # type: ignore[index]
     if cgroup.has_processes():  # another container of this name: leave it alone
         raise StartFailed(f"cgroup {cgroup.describe()} already has processes: another "
                           "container of this name runs under this partition")  # fmt: skip
-    config = SupervisorConfig.for_launch(plan.to_json(), str(paths.root), persistent=persistent)
+    config = SupervisorConfig.for_launch(plan_json, str(paths.root), persistent=persistent)
     files.remove(paths.state(name), durable=False)  # the last run's reason is history now
     log_fd = os.open(paths.log(name), os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o600)
     try:
-        attempt = _from_running(paths, config, log_fd) or _fresh(config, log_fd, name)
+        attempt = _from_running(paths, config, log_fd)
+        if attempt is None:
+            attempt = (_fork_here if fork_here else _fresh)(config, log_fd, name)
     finally:
         os.close(log_fd)
     made: list[dict[str, Any]] = []  # the interfaces this start made
@@ -79,7 +90,7 @@ def launch(paths: Paths, plan: LaunchPlan, *, persistent: bool) -> dict[str, Any
                 break
             # init waits in its network namespace: make the interfaces there, from here,
             # where pyroute2 is at hand (the supervisor never loads it)
-            made = _make_interfaces(paths, plan, json.loads(line.removeprefix("net ")))
+            made = _make_interfaces(paths, interfaces, json.loads(line.removeprefix("net ")))
             attempt.sock.sendall(b"net-ok " + json.dumps(made).encode() + b"\n")
     except _NetFailed as e:
         attempt.sock.sendall(f"net-error: {e}\n".encode())
@@ -93,7 +104,7 @@ def launch(paths: Paths, plan: LaunchPlan, *, persistent: bool) -> dict[str, Any
         return json.loads(line.removeprefix("running "))
     if line.startswith("error: "):  # it cleaned up after itself
         raise StartFailed(line.removeprefix("error: "))
-    _clean_after(paths, plan, attempt, persistent, made)
+    _clean_after(paths, plan, attempt, persistent, made)  # type: ignore[arg-type]
     raise InternalError(f"the supervisor of '{name}' died or stopped answering during start "
                         f"(see {paths.log(name)})")  # fmt: skip
 
@@ -102,11 +113,12 @@ class _NetFailed(Exception):
     """The interfaces could not be made; str() is why."""
 
 
-def _make_interfaces(paths: Paths, plan: LaunchPlan, request: dict[str, Any]) -> list[dict]:
+def _make_interfaces(paths: Paths, interfaces: Sequence[NetIface],
+                     request: dict[str, Any]) -> list[dict]:  # fmt: skip
     from nsvirt.driver.network.attach import attach
 
     try:
-        return attach(plan.interfaces, int(request["init_pid"]), paths.tag())
+        return attach(interfaces, int(request["init_pid"]), paths.tag())
     except OSError as e:
         raise _NetFailed(str(e)) from None
 
@@ -179,6 +191,9 @@ def _shares_namespaces(pid: int) -> bool:
 
 def _fresh(config: SupervisorConfig, log_fd: int, name: str) -> _Attempt:
     """Start the supervisor in a new interpreter (isolated, without site: boot.py)."""
+    import contextlib
+    import subprocess
+
     ours, theirs = socket.socketpair()
     try:
         starter = subprocess.Popen(
@@ -200,7 +215,43 @@ def _fresh(config: SupervisorConfig, log_fd: int, name: str) -> _Attempt:
     return _Attempt(ours, hello)
 
 
-def _clean_after(paths: Paths, plan: LaunchPlan, attempt: _Attempt, persistent: bool,
+def _fork_here(config: SupervisorConfig, log_fd: int, name: str) -> _Attempt:
+    """Fork this process into the supervisor (detached, as boot.py --detach does):
+    no second interpreter to start. Only what the supervisor needs stays open."""
+    ours, theirs = socket.socketpair()
+    data = config.to_dict()
+    pid = os.fork()
+    if pid == 0:
+        try:
+            os.setsid()
+            if os.fork() != 0:
+                os._exit(0)  # reaped at once; the supervisor is the grandchild
+            keep = theirs.fileno()
+            null = os.open(os.devnull, os.O_RDONLY)
+            os.dup2(null, 0)
+            os.dup2(log_fd, 1)
+            os.dup2(log_fd, 2)
+            # this process's other files (the domain's lock above all) are not its
+            os.closerange(3, keep)
+            os.closerange(keep + 1, 1 << 16)
+            os.chdir("/")
+            from nsvirt.driver.supervisor.__main__ import serve
+            from nsvirt.driver.supervisor.signature import running_signature
+
+            running_signature()
+            os._exit(serve(data, keep))
+        except BaseException:
+            os._exit(1)
+    theirs.close()
+    os.waitpid(pid, 0)
+    hello = _read_hello(ours, FRESH_HELLO_TIMEOUT)
+    if hello is None:
+        ours.close()
+        raise InternalError(f"the supervisor of '{name}' did not start")
+    return _Attempt(ours, hello)
+
+
+def _clean_after(paths: Paths, plan: dict[str, Any], attempt: _Attempt, persistent: bool,
                  made: list[dict[str, Any]]) -> None:  # fmt: skip
     """A supervisor died, or stopped answering, during start: make sure it is gone,
     then remove what it left. Its cgroup is this start's (launch checked that no
@@ -210,6 +261,6 @@ def _clean_after(paths: Paths, plan: LaunchPlan, attempt: _Attempt, persistent: 
         from nsvirt.driver.network.attach import remove_host_ends
 
         remove_host_ends(i["host"] for i in made)
-    cgroup = backend_for(plan.facts, plan.cgroup_partition, plan.cgroup_name)
-    runstate.teardown(paths, plan.name, cgroup, final_reason=None, persistent=persistent)
-    files.remove(paths.state(plan.name), durable=False)
+    cgroup = backend_for(plan["facts"], plan["cgroup_partition"], plan["cgroup_name"])
+    runstate.teardown(paths, plan["name"], cgroup, final_reason=None, persistent=persistent)
+    files.remove(paths.state(plan["name"]), durable=False)

@@ -35,6 +35,8 @@ FIELDS: dict[str, type | tuple[type, ...]] = {
     "vcpus": int,
     "memory": int,  # KiB
     "current_memory": int,  # KiB
+    # launch/prepared.py's launch, for the one-shot start; persistent XML only
+    "launch": (dict, type(None)),
 }
 
 
@@ -72,6 +74,7 @@ def read(xml_path: str, compiled_path: str) -> dict[str, object] | None:
         return None
     if raw.get("version") != __version__ or raw.get("source") != key:
         return None
+    raw.setdefault("launch", None)
     for name, kind in FIELDS.items():
         value = raw.get(name)
         if not isinstance(value, kind) or isinstance(value, bool):

@@ -29,7 +29,8 @@ def running_signature() -> str:
 def code_signature() -> str:
     """A short hash of the interpreter and of each driver source file's identity
     (path, size, mtime), as they are on disk now."""
-    h = hashlib.sha256(f"{sys.executable}:{sys.version}".encode())
+    # the interpreter itself: python and python3 (and a venv's link) are the same one
+    h = hashlib.sha256(f"{os.path.realpath(sys.executable)}:{sys.version}".encode())
     for top, dirs, names in os.walk(_DRIVER):
         dirs[:] = sorted(d for d in dirs if d != "__pycache__")
         for name in sorted(n for n in names if n.endswith(".py")):
