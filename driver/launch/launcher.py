@@ -10,7 +10,6 @@ A failed start leaves nothing behind, and touches nothing it did not make.
 
 from __future__ import annotations
 
-import json
 import os
 import socket
 import sys
@@ -90,8 +89,8 @@ def launch(paths: Paths, plan_json: str, *, persistent: bool, interfaces: Sequen
                 break
             # init waits in its network namespace: make the interfaces there, from here,
             # where pyroute2 is at hand (the supervisor never loads it)
-            made = _make_interfaces(paths, interfaces, json.loads(line.removeprefix("net ")))
-            attempt.sock.sendall(b"net-ok " + json.dumps(made).encode() + b"\n")
+            made = _make_interfaces(paths, interfaces, jsonlite.loads(line.removeprefix("net ")))
+            attempt.sock.sendall(b"net-ok " + jsonlite.dumps(made).encode() + b"\n")
     except _NetFailed as e:
         attempt.sock.sendall(f"net-error: {e}\n".encode())
         line = protocol.read_line(attempt.sock, start_timeout(config)).decode(errors="replace")
@@ -101,7 +100,7 @@ def launch(paths: Paths, plan_json: str, *, persistent: bool, interfaces: Sequen
     finally:
         attempt.sock.close()
     if line.startswith("running "):
-        return json.loads(line.removeprefix("running "))
+        return jsonlite.loads(line.removeprefix("running "))
     if line.startswith("error: "):  # it cleaned up after itself
         raise StartFailed(line.removeprefix("error: "))
     _clean_after(paths, plan, attempt, persistent, made)  # type: ignore[arg-type]
@@ -133,7 +132,7 @@ def _read_hello(sock: socket.socket, timeout: float) -> dict[str, Any] | None:
         raise StartFailed(line.removeprefix("error: "))
     if not line.startswith("hello "):
         return None
-    hello = json.loads(line.removeprefix("hello "))
+    hello = jsonlite.loads(line.removeprefix("hello "))
     return hello if isinstance(hello, dict) else None
 
 

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-
 from nsvirt.driver.domxml.capabilities import CAP_NUMBERS
 from nsvirt.driver.runtime import syscalls
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Sequence
 
 
 def last_cap() -> int:

@@ -14,12 +14,15 @@ from __future__ import annotations
 import errno
 import os
 import stat
-from collections.abc import Mapping, Sequence
-from typing import Any
 
 from nsvirt.driver.runtime import idmount, inroot
 from nsvirt.driver.runtime import syscalls as sc
 from nsvirt.driver.runtime.syscalls import SyscallError
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Mapping, Sequence
+    from typing import Any
 
 # statvfs flag bits → the mount flags a read-only remount must keep (in a user
 # namespace, nosuid/nodev/noexec/atime flags of a mount are locked).

@@ -14,9 +14,12 @@ import ctypes
 import errno
 import os
 import struct
-from collections.abc import Sequence
 
 from nsvirt.driver.runtime import syscalls as sc
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Sequence
 
 # linux/audit.h: the ELF machine, 64-bit and little-endian bits
 AUDIT_ARCH_X86_64 = 0xC000003E

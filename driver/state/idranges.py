@@ -15,13 +15,15 @@ their own table. Free of dataclasses: the supervisor uses it.
 
 from __future__ import annotations
 
-import json
 import os
-from typing import Any
 
 from nsvirt.driver.errors import InternalError
 from nsvirt.driver.runtime import procstat
-from nsvirt.driver.state import files
+from nsvirt.driver.state import files, jsonlite
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
 
 TABLE = "/run/nsvirt/idranges.json"
 FORMAT = 1
@@ -100,7 +102,7 @@ def _locked(table: str) -> Any:
 def _read(table: str) -> dict[str, Any]:
     try:
         with open(table, "rb") as f:
-            data = json.loads(f.read())
+            data = jsonlite.loads(f.read())
     except FileNotFoundError:
         return {"format": FORMAT, "first": FIRST, "ranges": RANGES, "allocated": []}
     except (OSError, ValueError) as e:
@@ -114,7 +116,7 @@ def _read(table: str) -> dict[str, Any]:
 
 def _write(table: str, data: dict[str, Any], allocated: list[dict[str, Any]]) -> None:
     out = {**data, "allocated": sorted(allocated, key=lambda e: e["start"])}
-    files.write_atomic(table, json.dumps(out, indent=1).encode() + b"\n", mode=0o644,
+    files.write_atomic(table, jsonlite.dumps(out, indent=1).encode() + b"\n", mode=0o644,
                        durable=False)  # fmt: skip
 
 

@@ -48,3 +48,62 @@ def loads(data: bytes | str) -> object:
     if text[end:].strip(_WHITESPACE):
         raise ValueError("extra data after the JSON document")
     return value
+
+
+try:
+    from _json import encode_basestring_ascii as _quote
+except ImportError:  # pragma: no cover - other Python implementations
+
+    def _quote(s: str) -> str:
+        import json
+
+        return json.dumps(s)
+
+
+def dumps(value: object, indent: int | None = None) -> str:
+    """json.dumps for nsvirt's own data (dicts with string keys, lists, tuples,
+    strings, numbers, booleans, None), byte for byte as json.dumps writes it (with
+    its default separators, or `indent`). TypeError for anything else; ValueError
+    for NaN and infinities, which JSON has not."""
+    out: list[str] = []
+    _encode(value, out, indent, 0)
+    return "".join(out)
+
+
+def _encode(v: object, out: list[str], indent: int | None, level: int) -> None:
+    if v is None:
+        out.append("null")
+    elif v is True or v is False:
+        out.append("true" if v else "false")
+    elif isinstance(v, str):
+        out.append(_quote(v))
+    elif isinstance(v, int):
+        out.append(int.__repr__(v))
+    elif isinstance(v, float):
+        if v != v or v in (float("inf"), float("-inf")):
+            raise ValueError(f"{v!r} is not JSON")
+        out.append(float.__repr__(v))
+    elif isinstance(v, dict | list | tuple):
+        items = list(v.items()) if isinstance(v, dict) else list(v)
+        opening, closing = ("{", "}") if isinstance(v, dict) else ("[", "]")
+        if not items:
+            out.append(opening + closing)
+            return
+        if indent is None:
+            sep, first, last = ", ", "", ""
+        else:
+            pad = "\n" + " " * (indent * (level + 1))
+            sep, first, last = "," + pad, pad, "\n" + " " * (indent * level)
+        out.append(opening + first)
+        for n, item in enumerate(items):
+            if n:
+                out.append(sep)
+            if isinstance(v, dict):
+                key, item = item
+                if not isinstance(key, str):
+                    raise TypeError(f"keys must be strings, not {key!r}")
+                out.append(_quote(key) + ": ")
+            _encode(item, out, indent, level + 1)
+        out.append(last + closing)
+    else:
+        raise TypeError(f"{type(v).__name__} is not JSON serialisable")

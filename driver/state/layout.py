@@ -15,7 +15,6 @@ supervisor uses it too, and stays small.
 
 from __future__ import annotations
 
-import hashlib
 import os
 from pathlib import Path
 
@@ -158,6 +157,8 @@ class Paths:
         and made again) never share a tag. The root must exist."""
         if self.root == Path("/"):
             return ""
+        import hashlib
+
         st = os.stat(self.root)
         return hashlib.sha256(f"{st.st_dev}:{st.st_ino}".encode()).hexdigest()[:8]
 

@@ -90,9 +90,7 @@ class RunState:
         return {k: getattr(self, k) for k in keys}
 
     def to_json(self) -> bytes:
-        import json
-
-        return json.dumps(self.to_dict(), indent=1).encode()
+        return jsonlite.dumps(self.to_dict(), indent=1).encode()
 
     @classmethod
     def from_json(cls, data: bytes, source: str | os.PathLike[str]) -> RunState:

@@ -9,15 +9,18 @@ pid is the domain's id.
 
 from __future__ import annotations
 
-import json
 import os
 import socket
 import sys
-from typing import Any
 
 from nsvirt.driver.runtime import procstat
+from nsvirt.driver.state import jsonlite
 from nsvirt.driver.supervisor import protocol
 from nsvirt.driver.supervisor.config import SupervisorConfig
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
 
 
 def serve(config: dict[str, Any], handshake_fd: int) -> int:
@@ -30,7 +33,7 @@ def serve(config: dict[str, Any], handshake_fd: int) -> int:
         return 1
     hello = {"pid": os.getpid(), "start": procstat.start_time(os.getpid())}
     try:
-        handshake.sendall(f"hello {json.dumps(hello)}\n".encode())
+        handshake.sendall(f"hello {jsonlite.dumps(hello)}\n".encode())
         word = protocol.read_line(handshake, cfg.handshake_timeout)
     except (OSError, TimeoutError, protocol.ProtocolError):
         return 1
@@ -51,7 +54,7 @@ def main(argv: list[str]) -> int:
     from nsvirt.driver.supervisor.signature import running_signature
 
     running_signature()  # the code loaded now is the code this process (and its forks) runs
-    config = json.loads(sys.stdin.buffer.read())
+    config = jsonlite.loads(sys.stdin.buffer.read())
     sys.stdin.close()
     return serve(config, handshake_fd)
 

@@ -16,12 +16,16 @@ import os
 import select
 import signal
 import socket
-from collections.abc import Mapping, Sequence
-from typing import Any, NoReturn
 
 from nsvirt.driver.runtime import caps, mounts, netdev, seccomp, tty, users, uts
 from nsvirt.driver.runtime import syscalls as sc
-from nsvirt.driver.runtime.cgroups import CgroupBackend
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Mapping, Sequence
+    from typing import Any, NoReturn
+
+    from nsvirt.driver.runtime.cgroups import CgroupBackend
 
 
 class StartError(Exception):

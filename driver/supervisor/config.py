@@ -7,13 +7,17 @@ carries everything the client's environment would otherwise have told it.
 
 from __future__ import annotations
 
-import json
 import os
-from typing import Any
 
 from nsvirt.driver.state import idranges as idranges_table
-from nsvirt.driver.state.layout import Paths
+from nsvirt.driver.state import jsonlite
 from nsvirt.driver.supervisor import planview
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
+
+    from nsvirt.driver.state.layout import Paths
 
 CONFIG_FORMAT = 1
 HANDSHAKE_TIMEOUT = 30.0  # a bound on each read of the start handshake, not a delay
@@ -22,19 +26,29 @@ HANDSHAKE_TIMEOUT = 30.0  # a bound on each read of the start handshake, not a d
 class SupervisorConfig:
     """The launch plan (as plain views), the connection root and the start's settings."""
 
-    __slots__ = ("fault", "handshake_timeout", "idranges", "paths", "persistent", "plan",
-                 "plan_json")  # fmt: skip
+    __slots__ = ("_paths", "fault", "handshake_timeout", "idranges", "persistent", "plan",
+                 "plan_json", "root")  # fmt: skip
 
     def __init__(self, plan_json: str, root: str, *, persistent: bool, fault: str = "",
                  handshake_timeout: float = HANDSHAKE_TIMEOUT,
                  idranges: str = idranges_table.TABLE) -> None:  # fmt: skip
         self.plan_json = plan_json
         self.plan: Any = planview.load(plan_json)
-        self.paths = Paths(root)
+        self.root = root
+        self._paths: Paths | None = None
         self.persistent = persistent
         self.fault = fault  # test hook: supervisor/faults.py
         self.handshake_timeout = handshake_timeout
         self.idranges = idranges  # the host id range table (state/idranges.py)
+
+    @property
+    def paths(self) -> Paths:
+        """The root's layout (pathlib: only the supervisor needs it, not the launcher)."""
+        if self._paths is None:
+            from nsvirt.driver.state.layout import Paths
+
+            self._paths = Paths(self.root)
+        return self._paths
 
     @classmethod
     def for_launch(cls, plan_json: str, root: str, *, persistent: bool) -> SupervisorConfig:
@@ -46,7 +60,7 @@ class SupervisorConfig:
                    idranges=idranges_table.table_path())  # fmt: skip
 
     def to_dict(self) -> dict[str, Any]:
-        return {"format": CONFIG_FORMAT, "plan": self.plan_json, "root": str(self.paths.root),
+        return {"format": CONFIG_FORMAT, "plan": self.plan_json, "root": self.root,
                 "persistent": self.persistent, "fault": self.fault,
                 "handshake_timeout": self.handshake_timeout,
                 "idranges": self.idranges}  # fmt: skip
@@ -62,8 +76,8 @@ class SupervisorConfig:
                    idranges=d.get("idranges") or idranges_table.TABLE)  # fmt: skip
 
     def to_json(self) -> bytes:
-        return json.dumps(self.to_dict()).encode()
+        return jsonlite.dumps(self.to_dict()).encode()
 
     @classmethod
     def from_json(cls, data: bytes) -> SupervisorConfig:
-        return cls.from_dict(json.loads(data))
+        return cls.from_dict(jsonlite.loads(data))  # type: ignore[arg-type]

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import os
 import time
-from typing import Protocol
 
 from nsvirt.driver.runtime import tty
 from nsvirt.driver.supervisor.loop import EventLoop
@@ -79,12 +78,16 @@ class DomainLog:
         self.size = 0
 
 
-class Viewer(Protocol):
-    """A client attached to a console: it buffers what it is sent."""
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Protocol
 
-    def send(self, data: bytes) -> None: ...
-    def backlog(self) -> int: ...
-    def detach_console(self) -> None: ...
+    class Viewer(Protocol):
+        """A client attached to a console: it buffers what it is sent."""
+
+        def send(self, data: bytes) -> None: ...
+        def backlog(self) -> int: ...
+        def detach_console(self) -> None: ...
 
 
 class Console:

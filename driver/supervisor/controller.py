@@ -7,20 +7,17 @@ Requests (supervisor/requests.py) call the lifecycle methods; the event loop
 
 from __future__ import annotations
 
-import contextlib
 import enum
 import gc
-import json
 import os
 import signal
 import socket
 import time
 from types import SimpleNamespace
-from typing import TYPE_CHECKING, Any
 
 from nsvirt.driver.runtime import idmap, initctl, procstat, seccomp
 from nsvirt.driver.runtime.cgroups import CgroupError, backend_for
-from nsvirt.driver.state import idranges, runstate
+from nsvirt.driver.state import idranges, jsonlite, runstate
 from nsvirt.driver.state.runstate import PAUSED, RUNNING, RunState
 from nsvirt.driver.supervisor import child, protocol, startup
 from nsvirt.driver.supervisor.console import Console, DomainLog, log
@@ -29,7 +26,10 @@ from nsvirt.driver.supervisor.loop import EventLoop
 from nsvirt.driver.supervisor.requests import ControlServer, RequestError
 from nsvirt.driver.supervisor.signature import running_signature
 
+TYPE_CHECKING = False
 if TYPE_CHECKING:
+    from typing import Any
+
     from nsvirt.driver.supervisor.config import SupervisorConfig
     from nsvirt.driver.supervisor.requests import Client
 
@@ -91,7 +91,7 @@ class Controller:
         ttys = [c.tty for c in self.consoles]
         word = {"pid": os.getpid(), "init_pid": self.init_pid, "consoles": ttys,
                 "interfaces": self.interfaces, "containment": self.containment()}  # fmt: skip
-        self._answer("running " + json.dumps(word))
+        self._answer("running " + jsonlite.dumps(word))
         self._serve()
         return 0
 
@@ -169,13 +169,13 @@ class Controller:
 
     def _net_by_launcher(self, init_pid: int) -> list[dict[str, Any]]:
         assert self.handshake is not None
-        self.handshake.sendall(f"net {json.dumps({'init_pid': init_pid})}\n".encode())
+        self.handshake.sendall(f"net {jsonlite.dumps({'init_pid': init_pid})}\n".encode())
         try:
             line = protocol.read_line(self.handshake, self.handshake_timeout).decode().strip()
         except (OSError, TimeoutError, protocol.ProtocolError) as e:
             raise child.StartError(f"no answer about the network: {e}") from None
         if line.startswith("net-ok "):
-            return json.loads(line.removeprefix("net-ok "))
+            return jsonlite.loads(line.removeprefix("net-ok "))
         raise child.StartError(line.removeprefix("net-error: ") or "the network was not set up")
 
     def _net_by_helper(self, init_pid: int) -> list[dict[str, Any]]:
@@ -186,7 +186,7 @@ class Controller:
         try:
             proc = subprocess.run(
                 [sys.executable, "-I", "-m", "nsvirt.driver.network.helper"],
-                input=json.dumps(request).encode(), capture_output=True, cwd="/",
+                input=jsonlite.dumps(request).encode(), capture_output=True, cwd="/",
                 timeout=self.handshake_timeout,
             )  # fmt: skip
         except subprocess.TimeoutExpired:
@@ -194,7 +194,7 @@ class Controller:
         if proc.returncode != 0:
             lines = proc.stderr.decode(errors="replace").strip().splitlines()
             raise child.StartError(lines[-1] if lines else "the network helper failed")
-        return json.loads(proc.stdout)
+        return jsonlite.loads(proc.stdout)
 
     def _answer(self, text: str) -> None:
         if self.handshake is not None:
@@ -412,8 +412,10 @@ class Controller:
         runstate.teardown(self.paths, self.name, cgroup, final_reason=final_reason,
                           persistent=self.persistent, run_files=bound)  # fmt: skip
         if self.made_mountpoint and not bound:
-            with contextlib.suppress(OSError):
+            try:
                 os.rmdir(self.paths.mountpoint(self.name))
+            except OSError:
+                pass
         self._give_back_ids()  # last: no process of the container is left
 
 

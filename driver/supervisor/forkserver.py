@@ -12,10 +12,13 @@ from __future__ import annotations
 
 import os
 import signal
-from typing import Any
 
 from nsvirt.driver.runtime import syscalls as sc
 from nsvirt.driver.supervisor.console import log
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
 
 
 def spawn(config: dict[str, Any], handshake: int, log_fd: int) -> int:

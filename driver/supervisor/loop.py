@@ -11,9 +11,12 @@ import os
 import selectors
 import signal
 import time
-from collections.abc import Callable, Iterable
 
-Callback = Callable[[], None]
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Callable, Iterable
+
+    Callback = Callable[[], None]
 
 
 class EventLoop:

@@ -8,9 +8,13 @@ runtime code serves both.
 
 from __future__ import annotations
 
-import json
 from types import SimpleNamespace
-from typing import Any
+
+from nsvirt.driver.state import jsonlite
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
 
 PLAN_FORMAT = 2  # must equal nsvirt.driver.launch.plan.PLAN_FORMAT (a unit test checks)
 _RAW = ("facts",)  # kept as dicts: written back into state files as they are
@@ -28,7 +32,7 @@ def _view(value: Any, key: str = "") -> Any:
 
 def load(text: str) -> Any:
     """Parse a plan; refuse one of another format (a newer client, an older supervisor)."""
-    data = json.loads(text)
-    if data.get("format") != PLAN_FORMAT:
+    data = jsonlite.loads(text)
+    if not isinstance(data, dict) or data.get("format") != PLAN_FORMAT:
         raise ValueError(f"launch plan format {data.get('format')} is not {PLAN_FORMAT}")
     return _view(data)

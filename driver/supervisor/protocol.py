@@ -21,12 +21,16 @@ The start handshake (launcher ↔ new supervisor) is lines on a socketpair:
 
 from __future__ import annotations
 
-import json
 import os
 import select
 import socket
 import struct
-from pathlib import Path
+
+from nsvirt.driver.state import jsonlite
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from os import PathLike
 
 VERSION = 1
 MAX_LINE = 65536
@@ -44,12 +48,12 @@ class SupervisorGone(ProtocolError):
 
 
 def encode(msg: dict) -> bytes:
-    return json.dumps({"v": VERSION, **msg}).encode() + b"\n"
+    return jsonlite.dumps({"v": VERSION, **msg}).encode() + b"\n"
 
 
 def decode(line: bytes) -> dict:
     try:
-        msg = json.loads(line)
+        msg = jsonlite.loads(line)
     except ValueError:
         raise ProtocolError(f"malformed message {line[:80]!r}") from None
     if not isinstance(msg, dict) or msg.get("v") != VERSION:
@@ -99,12 +103,12 @@ def split_frames(buf: bytearray) -> list[tuple[bytes, bytes]]:
 
 
 def encode_winsize(rows: int, cols: int) -> bytes:
-    return json.dumps({"rows": rows, "cols": cols}).encode()
+    return jsonlite.dumps({"rows": rows, "cols": cols}).encode()
 
 
 def decode_winsize(payload: bytes) -> tuple[int, int]:
     """(rows, cols) of a window-size frame; ValueError if it is not one."""
-    size = json.loads(payload)
+    size = jsonlite.loads(payload)
     if not isinstance(size, dict):
         raise ValueError(f"bad window size {payload[:80]!r}")
     rows, cols = size.get("rows"), size.get("cols")
@@ -113,14 +117,15 @@ def decode_winsize(payload: bytes) -> tuple[int, int]:
     return rows, cols
 
 
-def connect(path: Path, timeout: float = 30.0) -> socket.socket:
+def connect(path: str | PathLike[str], timeout: float = 30.0) -> socket.socket:
     """Connect to a control socket through /proc/self/fd, so long paths work (108-byte limit)."""
-    dirfd = os.open(path.parent, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    directory, name = os.path.split(os.fspath(path))
+    dirfd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
     try:
         sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM | socket.SOCK_CLOEXEC)
         sock.settimeout(timeout)
         try:
-            sock.connect(f"/proc/self/fd/{dirfd}/{path.name}")
+            sock.connect(f"/proc/self/fd/{dirfd}/{name}")
         except OSError:
             sock.close()
             raise
@@ -129,15 +134,16 @@ def connect(path: Path, timeout: float = 30.0) -> socket.socket:
         os.close(dirfd)
 
 
-def bind(path: Path) -> socket.socket:
-    dirfd = os.open(path.parent, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+def bind(path: str | PathLike[str]) -> socket.socket:
+    directory, name = os.path.split(os.fspath(path))
+    dirfd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
     try:
         sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM | socket.SOCK_CLOEXEC)
         try:
             os.unlink(path)
         except FileNotFoundError:
             pass
-        sock.bind(f"/proc/self/fd/{dirfd}/{path.name}")
+        sock.bind(f"/proc/self/fd/{dirfd}/{name}")
         os.chmod(path, 0o600)
         sock.listen(16)
         return sock
@@ -152,7 +158,7 @@ def peer_pid(sock: socket.socket) -> int:
     return struct.unpack("3i", creds)[0]
 
 
-def call(path: Path, request: dict, timeout: float | None = 30.0) -> dict:
+def call(path: str | PathLike[str], request: dict, timeout: float | None = 30.0) -> dict:
     """Send one request and return the reply; raise ProtocolError on an error reply.
     With a timeout the request carries a deadline: a supervisor that sees it later
     drops it (a client that gave up must not have it done behind its back)."""

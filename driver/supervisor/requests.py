@@ -10,16 +10,20 @@ from __future__ import annotations
 
 import socket
 import time
-from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
 
 from nsvirt.driver.runtime.cgroups import CgroupError
 from nsvirt.driver.supervisor import protocol
 from nsvirt.driver.supervisor.console import CLIENT_BUFFER, Console, log
 from nsvirt.driver.supervisor.loop import EventLoop
 
+TYPE_CHECKING = False
 if TYPE_CHECKING:
+    from collections.abc import Callable
+    from typing import Any
+
     from nsvirt.driver.supervisor.controller import Controller
+
+    Handler = Callable[["Controller", "Client", dict[str, Any]], "dict[str, Any] | str"]
 
 MAX_PASSED_FDS = 4
 
@@ -320,7 +324,6 @@ def _autodestroy(ctl: Controller, client: Client, msg: dict[str, Any]) -> str:
     return Outcome.HOLD
 
 
-Handler = Callable[["Controller", Client, dict[str, Any]], "dict[str, Any] | str"]
 HANDLERS: dict[str, Handler] = {
     "state": _state,
     "destroy": _destroy,

@@ -20,8 +20,6 @@ from __future__ import annotations
 
 import os
 import socket
-from collections.abc import Callable, Sequence
-from typing import Any
 
 from nsvirt.driver.runtime import idmap, idmount
 from nsvirt.driver.runtime import syscalls as sc
@@ -29,8 +27,13 @@ from nsvirt.driver.supervisor import child, protocol
 from nsvirt.driver.supervisor.child import StartError
 from nsvirt.driver.supervisor.faults import Faults
 
-NetSetup = Callable[[int], None]
-IdMaps = tuple[Sequence[Any], Sequence[Any]]
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Callable, Sequence
+    from typing import Any
+
+    NetSetup = Callable[[int], None]
+    IdMaps = tuple[Sequence[Any], Sequence[Any]]
 
 
 def start_init(plan: Any, maps: IdMaps, cgroup: Any, context: child.InitContext,

@@ -17,9 +17,12 @@ import errno
 import os
 import signal
 import time
-from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Protocol
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Callable
+    from typing import Any
 
 PAYLOAD = "payload"  # the container's own cgroup, below the one that holds its limits
 
@@ -32,46 +35,47 @@ class CgroupBusy(CgroupError):
     """The container's cgroup exists and has processes: another container runs there."""
 
 
-class Limits(Protocol):
-    """A plan's cgroup limits (launch.plan.Limits, or the supervisor's plain view of it)."""
+if TYPE_CHECKING:  # interfaces for the type checker; nothing to import at run time
+    from typing import Protocol
 
-    memory_limit: int | None
-    memory_soft_limit: int | None
-    memory_swap_limit: int | None
-    cpu_shares: int | None
-    cpu_period: int | None
-    cpu_quota: int | None
-    cpuset_cpus: str | None
-    cpuset_mems: str | None
-    blkio_weight: int | None
-    pids_max: int | None
+    class Limits(Protocol):
+        """A plan's cgroup limits (launch.plan.Limits, or the supervisor's plain view of it)."""
 
+        memory_limit: int | None
+        memory_soft_limit: int | None
+        memory_swap_limit: int | None
+        cpu_shares: int | None
+        cpu_period: int | None
+        cpu_quota: int | None
+        cpuset_cpus: str | None
+        cpuset_mems: str | None
+        blkio_weight: int | None
+        pids_max: int | None
 
-class DeviceRule(Protocol):
-    """One device rule (launch.plan.DeviceRule, or its plain view)."""
+    class DeviceRule(Protocol):
+        """One device rule (launch.plan.DeviceRule, or its plain view)."""
 
-    type: str
-    major: int | None
-    minor: int | None
-    access: str
+        type: str
+        major: int | None
+        minor: int | None
+        access: str
 
+    class CgroupBackend(Protocol):
+        owned: bool  # this object created the cgroup (or took over an empty leftover of ours)
 
-class CgroupBackend(Protocol):
-    owned: bool  # this object created the cgroup (or took over an empty leftover of ours)
-
-    def create(self, limits: Limits, rules: tuple[DeviceRule, ...]) -> None: ...
-    def has_processes(self) -> bool: ...
-    def attach(self, pid: int) -> None: ...
-    def pids(self) -> list[int]: ...
-    def freeze(self) -> None: ...
-    def thaw(self) -> None: ...
-    def kill_all(self) -> None: ...
-    def destroy(self) -> None: ...
-    def memory_usage(self) -> int: ...
-    def cpu_time_ns(self) -> int: ...
-    def oom_kills(self) -> int: ...
-    def describe(self) -> dict[str, str]: ...
-    def payload_dirs(self) -> dict[str, str]: ...
+        def create(self, limits: Limits, rules: tuple[DeviceRule, ...]) -> None: ...
+        def has_processes(self) -> bool: ...
+        def attach(self, pid: int) -> None: ...
+        def pids(self) -> list[int]: ...
+        def freeze(self) -> None: ...
+        def thaw(self) -> None: ...
+        def kill_all(self) -> None: ...
+        def destroy(self) -> None: ...
+        def memory_usage(self) -> int: ...
+        def cpu_time_ns(self) -> int: ...
+        def oom_kills(self) -> int: ...
+        def describe(self) -> dict[str, str]: ...
+        def payload_dirs(self) -> dict[str, str]: ...
 
 
 def own_cgroups() -> dict[str, str]:

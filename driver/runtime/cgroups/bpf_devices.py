@@ -11,10 +11,13 @@ from __future__ import annotations
 import ctypes
 import os
 import struct
-from collections.abc import Sequence
-from typing import Any
 
 from nsvirt.driver.runtime import syscalls
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Sequence
+    from typing import Any
 
 BPF_PROG_LOAD = 5
 BPF_PROG_ATTACH = 8

@@ -19,8 +19,6 @@ from nsvirt.driver.runtime import cgusage
 from nsvirt.driver.runtime.cgroups import (
     PAYLOAD,
     CgroupError,
-    DeviceRule,
-    Limits,
     check_writable,
     kill_frozen,
     make_leaf,
@@ -31,6 +29,10 @@ from nsvirt.driver.runtime.cgroups import (
     subtree,
     subtree_pids,
 )
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from nsvirt.driver.runtime.cgroups import DeviceRule, Limits
 
 # controllers the container's leaf is created in, when the host mounts them
 CONTROLLERS = ("cpu", "cpuacct", "cpuset", "memory", "devices", "freezer", "blkio", "pids")

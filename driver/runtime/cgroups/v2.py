@@ -22,8 +22,6 @@ from nsvirt.driver.runtime import cgusage
 from nsvirt.driver.runtime.cgroups import (
     PAYLOAD,
     CgroupError,
-    DeviceRule,
-    Limits,
     bpf_devices,
     check_writable,
     holds_caller,
@@ -34,6 +32,10 @@ from nsvirt.driver.runtime.cgroups import (
     remove_tree,
     subtree_pids,
 )
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from nsvirt.driver.runtime.cgroups import DeviceRule, Limits
 
 CONTROLLERS = ("cpu", "cpuset", "io", "memory", "pids")
 WAIT_TIMEOUT = 10.0  # upper bound on waiting for the kernel, not a delay
