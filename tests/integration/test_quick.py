@@ -79,15 +79,16 @@ DAILY = [
 ]  # fmt: skip
 
 
-@pytest.mark.parametrize("words", DAILY, ids=" ".join)
-def test_the_fast_path_answers_as_the_full_shell(two: Connection, words: list[str]) -> None:
-    argv = ["-c", two.uri, *words]
-    fast = quick.run(argv)
-    assert fast is not None, "the fast path stepped aside"
-    out, err = io.StringIO(), io.StringIO()
-    assert oneshot.main(argv, out, err) == 0
-    assert (steady(fast), err.getvalue()) == (steady(out.getvalue()), "")
-    assert fast.count("\n") == out.getvalue().count("\n")
+@pytest.mark.v2
+def test_the_fast_path_answers_as_the_full_shell(two: Connection) -> None:
+    for words in DAILY:
+        argv = ["-c", two.uri, *words]
+        fast = quick.run(argv)
+        assert fast is not None, f"the fast path stepped aside: {words}"
+        out, err = io.StringIO(), io.StringIO()
+        assert oneshot.main(argv, out, err) == 0
+        assert (steady(fast), err.getvalue()) == (steady(out.getvalue()), ""), words
+        assert fast.count("\n") == out.getvalue().count("\n"), words
 
 
 def steady(text: str) -> str:
@@ -95,6 +96,7 @@ def steady(text: str) -> str:
     return re.sub(r"(?m)^(CPU time|Used memory): .*$", r"\1: …", text)
 
 
+@pytest.mark.v2
 def test_the_daily_commands_import_nothing_heavy(two: Connection, installed: Path) -> None:
     """Each daily command, run to its end through the installed script: exit 0, the
     fast path answered (the full shell was never imported), and none of lxml,
@@ -148,6 +150,7 @@ def test_what_it_does_not_know_goes_to_the_full_shell(two: Connection, installed
     os.unlink(two.paths.config("db"))
 
 
+@pytest.mark.v2
 def test_start_from_the_prepared_launch(two: Connection, monkeypatch) -> None:
     """The fast start writes the live XML the driver would, its supervisor holds none
     of the CLI's files (the domain lock above all), and a host that changed since
