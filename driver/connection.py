@@ -9,6 +9,7 @@ Domain (driver/domain.py) holds the per-domain calls.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import uuid as uuidlib
 from collections.abc import Callable
@@ -118,7 +119,7 @@ class Connection:
         dom = self._load_for_define(xml, source, update=False)
         self.paths.ensure()
         with files.locked(self.paths.define_lock, "the domain definitions"):
-            for other in self.list_all():
+            for other in self._sharing_identity(dom.name, dom.uuid):
                 if other.name == dom.name or other.uuid == dom.uuid:
                     raise OperationFailed(
                         f"domain '{other.name}' already exists with uuid {other.uuid}"
@@ -165,7 +166,7 @@ class Connection:
     def _check_unique(self, dom: m.DomainDef) -> None:
         """libvirt's rules: a name keeps its uuid, a uuid keeps its name. A broken
         definition of the same name may be replaced: defining it anew is the fix."""
-        for other in self.list_all():
+        for other in self._sharing_identity(dom.name, dom.uuid):
             if other.name == dom.name and other.uuid not in (dom.uuid, ""):
                 raise OperationFailed(
                     f"domain '{other.name}' already exists with uuid {other.uuid}"
@@ -174,6 +175,32 @@ class Connection:
                 raise OperationFailed(
                     f"domain '{other.name}' is already defined with uuid {other.uuid}"
                 )
+
+    def _sharing_identity(self, name: str, uuid: str | None) -> list[Domain]:
+        """The domains that have this name or this uuid: what libvirt's uniqueness
+        rules look at. Each other domain costs a definition's head or a state file's
+        uuid; only a match (or a file not in nsvirt's own form) is looked up in full,
+        so a start among hundreds stays cheap."""
+        names = self.paths.names
+        persistent = self.paths.persistent_names()
+        found = []
+        for other in persistent:
+            try:
+                known = store.head_uuid(names.config(other))
+            except OSError:
+                continue
+            if known is not None:
+                if other == name or known == uuid:
+                    found.append(Domain(self, other, known))
+                continue
+            with contextlib.suppress(NoDomainError, XMLError):
+                found.append(self.lookup_by_name(other))  # parsed in full: says where
+        for other in sorted(set(self.paths.running_names()) - set(persistent)):
+            if other != name and _state_uuid(names.state(other)) not in (uuid, None):
+                continue  # a transient domain of another uuid: no conflict, live or not
+            with contextlib.suppress(NoDomainError, XMLError):
+                found.append(self.lookup_by_name(other))  # live? recovered if need be
+        return [d for d in found if d.name == name or d.uuid == uuid]
 
     # ------------------------------------------------------------ look-ups
 
@@ -246,6 +273,19 @@ class Connection:
             except DriverError as e:
                 results.append((name, e))
         return results
+
+
+def _state_uuid(path: str) -> str | None:
+    """The uuid a run-state file names, unchecked (None if it cannot be read)."""
+    from nsvirt.driver.state import jsonlite
+
+    try:
+        with open(path, "rb") as f:
+            raw = jsonlite.loads(f.read(1 << 20))
+    except (OSError, ValueError):
+        return None
+    found = raw.get("uuid") if isinstance(raw, dict) else None
+    return found if isinstance(found, str) and found else None
 
 
 def read_uuid(path: Path) -> str:

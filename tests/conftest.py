@@ -17,6 +17,8 @@ def own_id_range_table(tmp_path_factory: pytest.TempPathFactory) -> Path:
     from a table of the test session's own, never the host's."""
     table = tmp_path_factory.mktemp("idranges") / "idranges.json"
     os.environ["NSVIRT_IDRANGES"] = str(table)
+    # and built schemas are cached in the session's own directory (domxml/schemacache.py)
+    os.environ.setdefault("NSVIRT_SCHEMA_CACHE", str(tmp_path_factory.mktemp("schemas")))
     return table
 
 

@@ -50,18 +50,24 @@ def allocate(table: str, *, pid: int, pid_start: int, root: str, name: str,
     A domain gets the same range each start while nobody else took it."""
     with _locked(table):
         data = _read(table)
-        held = [e for e in data["allocated"] if _owner_alive(e)]
-        taken = {e["start"] for e in held}
+        entries = [e for e in data["allocated"] if _pid_exists(int(e["pid"]))]
+        by_start = {e["start"]: e for e in entries}
         first, count = int(data["first"]), int(data["ranges"])
         reserved = _subordinate_ranges()
         preferred = int(uuid.replace("-", ""), 16) % count if uuid else 0
         for k in range(count):
             start = first + ((preferred + k) % count) * SIZE
-            if start in taken or _overlaps(start, reserved):
+            if _overlaps(start, reserved):
                 continue
-            held.append({"start": start, "pid": pid, "pid_start": pid_start,
-                         "root": root, "name": name, "uuid": uuid})  # fmt: skip
-            _write(table, data, held)
+            holder = by_start.get(start)
+            # only a holder in the way is checked: a start among hundreds stays cheap
+            if holder is not None:
+                if _owner_alive(holder):
+                    continue
+                entries.remove(holder)  # its supervisor is gone: the range is free
+            entries.append({"start": start, "pid": pid, "pid_start": pid_start,
+                            "root": root, "name": name, "uuid": uuid})  # fmt: skip
+            _write(table, data, entries)
             return start
     raise Exhausted(f"every one of the {count} host id ranges in {table} is held by a running "
                     "container")  # fmt: skip
@@ -115,9 +121,24 @@ def _read(table: str) -> dict[str, Any]:
 
 
 def _write(table: str, data: dict[str, Any], allocated: list[dict[str, Any]]) -> None:
-    out = {**data, "allocated": sorted(allocated, key=lambda e: e["start"])}
-    files.write_atomic(table, jsonlite.dumps(out, indent=1).encode() + b"\n", mode=0o644,
-                       durable=False)  # fmt: skip
+    """The table with one entry a line: readable, and written by json's C encoder."""
+    head = "".join(f"{jsonlite.dumps(k)}: {jsonlite.dumps(v)}, "
+                   for k, v in data.items() if k != "allocated")  # fmt: skip
+    lines = ",\n".join(" " + jsonlite.dumps(e) for e in sorted(allocated, key=lambda e: e["start"]))
+    text = "{" + head + '"allocated": [' + (f"\n{lines}\n" if lines else "") + "]}\n"
+    files.write_atomic(table, text.encode(), mode=0o644, durable=False)
+
+
+def _pid_exists(pid: int) -> bool:
+    """Cheap (one signal-0 syscall, no /proc read): False means the owner is surely
+    gone; True may be a reused pid, which _owner_alive tells apart when it matters."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
 
 
 def _owner_alive(entry: dict[str, Any]) -> bool:

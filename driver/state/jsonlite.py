@@ -60,11 +60,25 @@ except ImportError:  # pragma: no cover - other Python implementations
         return json.dumps(s)
 
 
+def _not_json(value: object) -> object:
+    raise TypeError(f"{type(value).__name__} is not JSON serialisable")
+
+
+try:  # json's own C encoder (what json.dumps uses without an indent)
+    from _json import make_encoder as _make_encoder
+except ImportError:  # pragma: no cover
+    _compact = None
+else:
+    _compact = _make_encoder(None, _not_json, _quote, None, ": ", ", ", False, False, False)
+
+
 def dumps(value: object, indent: int | None = None) -> str:
     """json.dumps for nsvirt's own data (dicts with string keys, lists, tuples,
     strings, numbers, booleans, None), byte for byte as json.dumps writes it (with
     its default separators, or `indent`). TypeError for anything else; ValueError
     for NaN and infinities, which JSON has not."""
+    if indent is None and _compact is not None:
+        return "".join(_compact(value, 0))
     out: list[str] = []
     _encode(value, out, indent, 0)
     return "".join(out)
