@@ -115,8 +115,8 @@ class Domain(Lifecycle, Interfaces):
 
     def info(self) -> DomainInfo:
         """libvirt's virDomainGetInfo: state, memory (KiB), vCPUs, CPU time (ns)."""
-        summary = self.summary()
         state = self.run_state()
+        summary = self._summary(runstate.is_live(state))  # one read of the state for both
         st, _ = runstate.state_of(state)
         memory, vcpus = summary["memory"], summary["vcpus"]
         if state is None or not state.live:
@@ -166,17 +166,19 @@ class Domain(Lifecycle, Interfaces):
         """What dominfo and list need of the definition (the live one while running):
         its compiled form (state/compiled.py), built again from the XML when that is
         missing, stale or corrupt."""
+        return self._summary(not inactive and self.is_active())
+
+    def _summary(self, live: bool) -> dict[str, object]:
         from nsvirt.driver.state import compiled
 
         names = self.conn.paths.names
-        live = not inactive and self.is_active()
         source = names.live_xml(self.name) if live else names.config(self.name)
         found = compiled.read(source, names.compiled(self.name, live))
         if found is not None:
             return found
         from nsvirt.driver import domxml
 
-        text = self.xml_desc(inactive).encode()
+        text = self.xml_desc(inactive=not live).encode()
         dom = domxml.load_trusted(text, source=source)
         if not live:
             return self.conn.compile(dom, text)

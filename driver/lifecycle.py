@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any
 from nsvirt.driver import recovery
 from nsvirt.driver.errors import InternalError, OperationFailed, OperationInvalid
 from nsvirt.driver.runtime import procstat
-from nsvirt.driver.state import compiled, files, runstate
+from nsvirt.driver.state import compiled, runstate, store
 from nsvirt.driver.state.runstate import RunState, RunStateError
 from nsvirt.driver.state.states import DomainState
 from nsvirt.driver.supervisor.wire import CALL_TIMEOUT, answer_timeout
@@ -77,10 +77,7 @@ class Lifecycle:
 
         live = live_definition(dom, pid, ttys, interfaces, containment)
         text = domxml.format(live).encode()
-        names = self.conn.paths.names
-        files.write_atomic(names.live_xml(self.name), text, durable=False)
-        compiled.write(names.live_xml(self.name), names.compiled(self.name, live=True), text,
-                       compiled.summary(live))  # fmt: skip
+        store.write_live(self.conn.paths.names, self.name, text, compiled.summary(live))
 
     def _call(self, request: dict[str, Any],
               timeout: float | None = CALL_TIMEOUT) -> dict[str, Any]:  # fmt: skip

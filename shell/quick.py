@@ -349,16 +349,15 @@ def _start(names: Layout, args: list[str], quiet: bool, readonly: bool) -> str |
     return "" if quiet else f"Domain '{name}' started\n\n"
 
 
-def _write_live(names: Layout, name: str, text: bytes, fields: dict[str, object]) -> bool:
-    from nsvirt.driver.state import compiled, files
+def _write_live(names: Layout, name: str, text: bytes, found: dict[str, object]) -> bool:
+    """The live XML, and its compiled form from the definition's (the same fields)."""
+    from nsvirt.driver.state import compiled
 
+    fields = {**{k: found[k] for k in compiled.FIELDS}, "launch": None}
     try:
-        files.write_atomic(names.live_xml(name), text, durable=False)
+        store.write_live(names, name, text, fields)
     except OSError:
         return False
-    live = {k: v for k, v in fields.items() if k not in ("format", "version", "source")}
-    compiled.write(names.live_xml(name), names.compiled(name, live=True), text,
-                   {**live, "launch": None})  # fmt: skip
     return True
 
 

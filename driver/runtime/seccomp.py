@@ -28,32 +28,32 @@ AUDIT_ARCH_AARCH64 = 0xC00000B7
 X32_SYSCALL_BIT = 0x40000000
 
 # the numbers of the calls the filter may name (and of mount(2)), per architecture:
-# asm/unistd_64.h, asm/unistd_32.h and asm-generic/unistd.h
+# asm/unistd_64.h, asm/unistd_32.h and asm-generic/unistd.h; calls added since 5.1
+# have one number on every architecture
+_UNIFIED = {
+    "open_tree": 428, "move_mount": 429, "fsopen": 430, "fsconfig": 431, "fsmount": 432,
+    "fspick": 433, "mount_setattr": 442,
+}  # fmt: skip
 _X86_64 = {
     "mount": 165, "swapon": 167, "swapoff": 168, "iopl": 172, "ioperm": 173,
     "init_module": 175, "delete_module": 176, "quotactl": 179, "acct": 163,
     "lookup_dcookie": 212, "kexec_load": 246, "add_key": 248, "request_key": 249,
     "keyctl": 250, "perf_event_open": 298, "open_by_handle_at": 304, "finit_module": 313,
-    "kexec_file_load": 320, "bpf": 321, "userfaultfd": 323, "open_tree": 428,
-    "move_mount": 429, "fsopen": 430, "fsconfig": 431, "fsmount": 432, "fspick": 433,
-    "mount_setattr": 442,
+    "kexec_file_load": 320, "bpf": 321, "userfaultfd": 323, **_UNIFIED,
 }  # fmt: skip
 _I386 = {
     "mount": 21, "acct": 51, "ioperm": 101, "iopl": 110, "vm86old": 113, "swapon": 87,
     "swapoff": 115, "init_module": 128, "delete_module": 129, "quotactl": 131,
     "vm86": 166, "lookup_dcookie": 253, "kexec_load": 283, "add_key": 286,
     "request_key": 287, "keyctl": 288, "perf_event_open": 336, "open_by_handle_at": 342,
-    "finit_module": 350, "bpf": 357, "userfaultfd": 374, "open_tree": 428,
-    "move_mount": 429, "fsopen": 430, "fsconfig": 431, "fsmount": 432, "fspick": 433,
-    "mount_setattr": 442,
+    "finit_module": 350, "bpf": 357, "userfaultfd": 374, **_UNIFIED,
 }  # fmt: skip
 _GENERIC = {
     "lookup_dcookie": 18, "mount": 40, "quotactl": 60, "acct": 89, "kexec_load": 104,
     "init_module": 105, "delete_module": 106, "add_key": 217, "request_key": 218,
     "keyctl": 219, "swapon": 224, "swapoff": 225, "perf_event_open": 241,
     "open_by_handle_at": 265, "finit_module": 273, "bpf": 280, "userfaultfd": 282,
-    "kexec_file_load": 294, "open_tree": 428, "move_mount": 429, "fsopen": 430,
-    "fsconfig": 431, "fsmount": 432, "fspick": 433, "mount_setattr": 442,
+    "kexec_file_load": 294, **_UNIFIED,
 }  # fmt: skip
 # each host architecture's ABIs: (audit arch, numbers, the x32 bit to refuse)
 ABIS = {

@@ -87,18 +87,10 @@ class Paths:
             d.mkdir(mode=0o700, parents=True, exist_ok=True)
 
     def network_names(self) -> list[str]:
-        try:
-            entries = os.listdir(self.network_config_dir)
-        except FileNotFoundError:
-            return []
-        return sorted(e[:-4] for e in entries if e.endswith(".xml") and not e.startswith("."))
+        return names.entries(str(self.network_config_dir), ".xml")
 
     def active_network_names(self) -> list[str]:
-        try:
-            entries = os.listdir(self.network_run_dir)
-        except FileNotFoundError:
-            return []
-        return sorted(e[:-5] for e in entries if e.endswith(".json") and not e.startswith("."))
+        return names.entries(str(self.network_run_dir), ".json")
 
     @property
     def define_lock(self) -> Path:

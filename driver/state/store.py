@@ -52,5 +52,14 @@ def forget(names: Layout, name: str, live: bool) -> bool:
     return True
 
 
+def write_live(names: Layout, name: str, text: bytes, fields: dict[str, object]) -> None:
+    """Write a running domain's live XML (OSError if it cannot be: the caller must
+    not let a domain nobody can see run on), then its compiled form (best effort)."""
+    from nsvirt.driver.state import compiled, files
+
+    files.write_atomic(names.live_xml(name), text, durable=False)
+    compiled.write(names.live_xml(name), names.compiled(name, live=True), text, fields)
+
+
 def is_persistent(names: Layout, name: str) -> bool:
     return os.path.isfile(names.config(name))
