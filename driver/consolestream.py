@@ -3,15 +3,14 @@ to send, framed as supervisor/protocol.py says."""
 
 from __future__ import annotations
 
-import socket
-
+from nsvirt.driver.runtime import sockets
 from nsvirt.driver.supervisor import protocol
 
 
 class ConsoleStream:
     """A console session: `read()` output, `write()` input, `resize()`, `close()`."""
 
-    def __init__(self, sock: socket.socket) -> None:
+    def __init__(self, sock: sockets.Socket) -> None:
         self.sock = sock
 
     def fileno(self) -> int:

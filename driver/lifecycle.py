@@ -56,7 +56,8 @@ class Lifecycle:
         launch_plan = plan.build(dom, facts, partition=self.conn.partition_for(dom), join=join,
                                  bridges=bridges)  # fmt: skip
         try:
-            info = launcher.launch(self.conn.paths, launch_plan.to_json(), persistent=persistent,
+            info = launcher.launch(self.conn.paths.names, launch_plan.to_json(),
+                                   persistent=persistent,
                                    interfaces=launch_plan.interfaces)  # fmt: skip
         except launcher.StartFailed as e:
             raise InternalError(str(e)) from None

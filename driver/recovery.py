@@ -142,6 +142,7 @@ def destroy_without_supervisor(conn: Connection, state: RunState) -> None:
     supervisor (its init follows, PDEATHSIG), kill what is left in the cgroup,
     and tear down as the supervisor would have."""
     procstat.kill_and_wait(state.supervisor_pid, state.supervisor_start)
+    runstate.remove_temp_files(conn.paths, state.name, state.supervisor_pid)
     try:
         cgroup = runstate.backend_of(state)
     except (KeyError, ValueError):

@@ -332,10 +332,9 @@ def _start(names: Layout, args: list[str], quiet: bool, readonly: bool) -> str |
         if runstate.is_live(state):
             raise _Fallback  # "Domain is already active": the full shell says so
         from nsvirt.driver.launch import launcher, livexml
-        from nsvirt.driver.state.layout import Paths
 
         try:
-            info = launcher.launch(Paths(names.root), launch["plan"], persistent=True,
+            info = launcher.launch(names, launch["plan"], persistent=True,
                                    fork_here=True)  # fmt: skip
         except launcher.StartFailed:
             raise _Fallback from None  # it left nothing: the full shell tries and reports

@@ -11,12 +11,11 @@ A failed start leaves nothing behind, and touches nothing it did not make.
 from __future__ import annotations
 
 import os
-import socket
 import sys
 import time
 
 from nsvirt.driver.errors import InternalError
-from nsvirt.driver.runtime import procstat
+from nsvirt.driver.runtime import procstat, sockets
 from nsvirt.driver.runtime.cgroups import backend_for
 from nsvirt.driver.state import files, jsonlite, runstate
 from nsvirt.driver.supervisor import protocol
@@ -28,7 +27,7 @@ if TYPE_CHECKING:  # the one-shot start uses this module: no typing, no model
     from typing import Any
 
     from nsvirt.driver.launch.plan import NetIface
-    from nsvirt.driver.state.layout import Paths
+    from nsvirt.driver.state.names import Layout
 
 BOOT = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
                     "supervisor", "boot.py")  # fmt: skip
@@ -44,7 +43,7 @@ class StartFailed(Exception):
 class _Attempt:
     """One try at starting a supervisor: our end of its handshake, and its hello."""
 
-    def __init__(self, sock: socket.socket, hello: dict[str, Any]) -> None:
+    def __init__(self, sock: sockets.Socket, hello: dict[str, Any]) -> None:
         self.sock = sock
         self.pid = int(hello["pid"])
         self.start = int(hello["start"])
@@ -56,7 +55,7 @@ def start_timeout(config: SupervisorConfig) -> float:
     return float(os.environ.get("NSVIRT_START_TIMEOUT") or 3 * config.handshake_timeout + 5)
 
 
-def launch(paths: Paths, plan_json: str, *, persistent: bool, interfaces: Sequence[NetIface] = (),
+def launch(paths: Layout, plan_json: str, *, persistent: bool, interfaces: Sequence[NetIface] = (),
            fork_here: bool = False) -> dict[str, Any]:  # fmt: skip
     """Start the supervisor of a launch plan (LaunchPlan.to_json()); return its
     handshake ({"pid", "init_pid", "consoles", ...}). `interfaces`: the plan's, to
@@ -70,7 +69,7 @@ def launch(paths: Paths, plan_json: str, *, persistent: bool, interfaces: Sequen
     if cgroup.has_processes():  # another container of this name: leave it alone
         raise StartFailed(f"cgroup {cgroup.describe()} already has processes: another "
                           "container of this name runs under this partition")  # fmt: skip
-    config = SupervisorConfig.for_launch(plan_json, str(paths.root), persistent=persistent)
+    config = SupervisorConfig.for_launch(plan_json, paths.root, persistent=persistent)
     files.remove(paths.state(name), durable=False)  # the last run's reason is history now
     log_fd = os.open(paths.log(name), os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o600)
     try:
@@ -112,7 +111,7 @@ class _NetFailed(Exception):
     """The interfaces could not be made; str() is why."""
 
 
-def _make_interfaces(paths: Paths, interfaces: Sequence[NetIface],
+def _make_interfaces(paths: Layout, interfaces: Sequence[NetIface],
                      request: dict[str, Any]) -> list[dict]:  # fmt: skip
     from nsvirt.driver.network.attach import attach
 
@@ -122,7 +121,7 @@ def _make_interfaces(paths: Paths, interfaces: Sequence[NetIface],
         raise _NetFailed(str(e)) from None
 
 
-def _read_hello(sock: socket.socket, timeout: float) -> dict[str, Any] | None:
+def _read_hello(sock: sockets.Socket, timeout: float) -> dict[str, Any] | None:
     """The new supervisor's hello; None if it did not come in time."""
     try:
         line = protocol.read_line(sock, timeout).decode(errors="replace").strip()
@@ -136,7 +135,7 @@ def _read_hello(sock: socket.socket, timeout: float) -> dict[str, Any] | None:
     return hello if isinstance(hello, dict) else None
 
 
-def _from_running(paths: Paths, config: SupervisorConfig, log_fd: int) -> _Attempt | None:
+def _from_running(paths: Layout, config: SupervisorConfig, log_fd: int) -> _Attempt | None:
     """Ask a running supervisor of the same code to fork the new one (fast, and its
     memory is shared); None when none answers in time, so a fresh interpreter starts it."""
     from nsvirt.driver.supervisor.signature import code_signature
@@ -158,12 +157,12 @@ def _from_running(paths: Paths, config: SupervisorConfig, log_fd: int) -> _Attem
             continue
         if not _shares_namespaces(state.supervisor_pid):  # its fork would live there
             continue
-        ours, theirs = socket.socketpair()
+        ours, theirs = sockets.socketpair()
         try:
             with protocol.connect(paths.socket(other), timeout=DONOR_TIMEOUT) as sock:
                 request = {"op": "spawn", "config": config.to_dict(),
                            "deadline": time.monotonic() + DONOR_TIMEOUT / 2}  # fmt: skip
-                socket.send_fds(sock, [protocol.encode(request)], [theirs.fileno(), log_fd])
+                sockets.send_fds(sock, [protocol.encode(request)], [theirs.fileno(), log_fd])
                 reply = protocol.decode(protocol.read_line(sock, DONOR_TIMEOUT) or b"{}")
         except (OSError, protocol.ProtocolError, TimeoutError):
             reply = {}
@@ -193,7 +192,7 @@ def _fresh(config: SupervisorConfig, log_fd: int, name: str) -> _Attempt:
     import contextlib
     import subprocess
 
-    ours, theirs = socket.socketpair()
+    ours, theirs = sockets.socketpair()
     try:
         starter = subprocess.Popen(
             [sys.executable, "-I", "-S", BOOT, "--detach", "--handshake-fd", str(theirs.fileno())],
@@ -217,7 +216,7 @@ def _fresh(config: SupervisorConfig, log_fd: int, name: str) -> _Attempt:
 def _fork_here(config: SupervisorConfig, log_fd: int, name: str) -> _Attempt:
     """Fork this process into the supervisor (detached, as boot.py --detach does):
     no second interpreter to start. Only what the supervisor needs stays open."""
-    ours, theirs = socket.socketpair()
+    ours, theirs = sockets.socketpair()
     data = config.to_dict()
     pid = os.fork()
     if pid == 0:
@@ -250,12 +249,13 @@ def _fork_here(config: SupervisorConfig, log_fd: int, name: str) -> _Attempt:
     return _Attempt(ours, hello)
 
 
-def _clean_after(paths: Paths, plan: dict[str, Any], attempt: _Attempt, persistent: bool,
+def _clean_after(paths: Layout, plan: dict[str, Any], attempt: _Attempt, persistent: bool,
                  made: list[dict[str, Any]]) -> None:  # fmt: skip
     """A supervisor died, or stopped answering, during start: make sure it is gone,
     then remove what it left. Its cgroup is this start's (launch checked that no
     other container ran there, and the domain's lock keeps others out)."""
     procstat.kill_and_wait(attempt.pid, attempt.start)
+    runstate.remove_temp_files(paths, plan["name"], attempt.pid)
     if made:  # host ends of interfaces made for it (its init may not have died yet)
         from nsvirt.driver.network.attach import remove_host_ends
 

@@ -86,15 +86,13 @@ def write(xml_path: str, compiled_path: str, xml: bytes, fields: dict[str, objec
     """Record `fields` as the compiled form of the XML file, which must still hold
     `xml` (else another writer changed it meanwhile and nothing is written). Best
     effort: a compiled file that cannot be written (a full disk) only costs speed."""
-    import json
-
     from nsvirt.driver.state import files
 
     try:
         key, data = _source(xml_path)
         if data != xml:
             return False
-        text = json.dumps({"format": FORMAT, "version": __version__, "source": key, **fields})
+        text = jsonlite.dumps({"format": FORMAT, "version": __version__, "source": key, **fields})
         os.makedirs(os.path.dirname(compiled_path), mode=0o700, exist_ok=True)
         files.write_atomic(compiled_path, text.encode(), durable=False)
     except OSError:

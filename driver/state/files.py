@@ -53,6 +53,16 @@ def write_atomic(path: str | os.PathLike[str], data: bytes, mode: int = 0o600,
         fsync_dir(directory or ".")
 
 
+def remove_temp_of(path: str | os.PathLike[str], pid: int) -> None:
+    """Remove the temp file write_atomic(path) of process `pid` left: a writer that
+    was SIGKILLed between its open and its rename (whoever killed it calls this)."""
+    directory, name = os.path.split(os.fspath(path))
+    try:
+        os.unlink(os.path.join(directory, f".{name}.{pid}.tmp"))
+    except FileNotFoundError:
+        pass
+
+
 def remove(path: str | os.PathLike[str], durable: bool = True) -> bool:
     """Remove a file if it exists (and make that durable); say whether it existed."""
     try:

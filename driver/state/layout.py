@@ -20,8 +20,6 @@ from pathlib import Path
 
 from nsvirt.driver.state import names
 
-MOUNT_POINTS = Path("/run/nsvirt/roots")
-
 
 class Paths:
     """The file layout under one connection root (`/` for lxc:///system)."""
@@ -123,36 +121,23 @@ class Paths:
         return self.root / names.CACHE_DIR
 
     def log(self, name: str) -> Path:
-        return self.log_dir / f"{name}.log"
+        return Path(self.names.log(name))
 
     def mountpoint(self, name: str) -> Path:
-        """Where an app container (sharing the host's root) gets that root bound: in one
-        host-wide directory every id can pass through (root in a user namespace must
-        reach it, and a connection root may be private)."""
-        return MOUNT_POINTS / f"{self.tag() or 'system'}-{name}"
+        """names.Layout.mountpoint: where an app container gets the host's root bound."""
+        return Path(self.names.mountpoint(name))
 
     @staticmethod
-    def make_mountpoint(path: Path) -> None:
-        MOUNT_POINTS.mkdir(mode=0o711, parents=True, exist_ok=True)
-        path.mkdir(mode=0o700, exist_ok=True)
+    def make_mountpoint(path: str | os.PathLike[str]) -> None:
+        names.Layout.make_mountpoint(os.fspath(path))
 
     def ensure(self) -> None:
         """Create the directories (private: definitions may hold secrets)."""
-        for d in (self.config_dir, self.autostart_dir, self.run_dir, self.log_dir,
-                  self.cache_dir / "config", self.cache_dir / "live"):  # fmt: skip
-            d.mkdir(mode=0o700, parents=True, exist_ok=True)
+        self.names.ensure()
 
     def tag(self) -> str:
-        """8 hex digits naming this root on the host (cgroup partitions, link names);
-        "" for the system root. From the root directory's device and inode, not its
-        path: two roots of the same path in different mount namespaces (or one removed
-        and made again) never share a tag. The root must exist."""
-        if self.root == Path("/"):
-            return ""
-        import hashlib
-
-        st = os.stat(self.root)
-        return hashlib.sha256(f"{st.st_dev}:{st.st_ino}".encode()).hexdigest()[:8]
+        """names.Layout.tag: 8 hex digits naming this root on the host."""
+        return self.names.tag()
 
     def persistent_names(self) -> list[str]:
         """Names with a persistent definition, sorted."""
@@ -160,4 +145,4 @@ class Paths:
 
     def running_names(self) -> list[str]:
         """Names with a runtime state file, sorted."""
-        return names.entries(str(self.run_dir), ".json")
+        return self.names.running_names()

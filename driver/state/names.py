@@ -14,6 +14,7 @@ LOG_DIR = "var/log/nsvirt/lxc"  # NAME.log
 CACHE_DIR = "var/cache/nsvirt/lxc"  # {config,live}/NAME.json: compiled definitions
 NETWORK_CONFIG_DIR = "etc/nsvirt/network"
 NETWORK_RUN_DIR = "run/nsvirt/network"
+MOUNT_POINTS = "/run/nsvirt/roots"  # app containers' roots, host-wide (Layout.mountpoint)
 
 
 class Layout:
@@ -52,6 +53,53 @@ class Layout:
     def compiled(self, name: str, live: bool) -> str:
         """The compiled form of NAME's persistent (or live) XML (state/compiled.py)."""
         return f"{self.prefix}/{CACHE_DIR}/{'live' if live else 'config'}/{name}.json"
+
+    def log(self, name: str) -> str:
+        return f"{self.prefix}/{LOG_DIR}/{name}.log"
+
+    def mountpoint(self, name: str) -> str:
+        """Where an app container (sharing the host's root) gets that root bound: in one
+        host-wide directory every id can pass through (root in a user namespace must
+        reach it, and a connection root may be private)."""
+        return f"{MOUNT_POINTS}/{self.tag() or 'system'}-{name}"
+
+    @staticmethod
+    def make_mountpoint(path: str) -> None:
+        import os
+
+        os.makedirs(MOUNT_POINTS, mode=0o711, exist_ok=True)
+        try:
+            os.mkdir(path, 0o700)
+        except FileExistsError:
+            pass
+
+    def ensure(self) -> None:
+        """Create the directories (private: definitions may hold secrets)."""
+        import os
+
+        for d in (CONFIG_DIR, AUTOSTART_DIR, RUN_DIR, LOG_DIR, f"{CACHE_DIR}/config",
+                  f"{CACHE_DIR}/live"):  # fmt: skip
+            os.makedirs(self.under(d), mode=0o700, exist_ok=True)
+
+    def running_names(self) -> list[str]:
+        """Names with a runtime state file, sorted."""
+        return entries(self.under(RUN_DIR), ".json")
+
+    def tag(self) -> str:
+        """8 hex digits naming this root on the host (cgroup partitions, link names);
+        "" for the system root. From the root directory's device and inode, not its
+        path: two roots of the same path in different mount namespaces (or one removed
+        and made again) never share a tag. The root must exist."""
+        if not self.prefix:
+            return ""
+        import os
+
+        try:  # the C module behind hashlib.sha256, without OpenSSL's load (~2 ms)
+            from _sha256 import sha256  # Python 3.11
+        except ImportError:  # pragma: no cover
+            from hashlib import sha256
+        st = os.stat(self.root)
+        return sha256(f"{st.st_dev}:{st.st_ino}".encode()).hexdigest()[:8]
 
 
 def entries(directory: str, suffix: str) -> list[str]:

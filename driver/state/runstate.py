@@ -141,7 +141,7 @@ def read(paths: Paths | Layout, name: str) -> RunState | None:
     return RunState.from_json(data, path)
 
 
-def write(paths: Paths, state: RunState) -> None:
+def write(paths: Paths | Layout, state: RunState) -> None:
     """Replace the state file at once (no fsync: /run is emptied by a reboot anyway)."""
     from nsvirt.driver.state import files
 
@@ -199,7 +199,7 @@ def read_trusted(paths: Paths | Layout, name: str) -> RunState | None:
     return state
 
 
-def teardown(paths: Paths, name: str, cgroup: Any | None, *, final_reason: str | None,
+def teardown(paths: Paths | Layout, name: str, cgroup: Any | None, *, final_reason: str | None,
              persistent: bool, run_files: bool = True) -> None:  # fmt: skip
     """Remove every trace of a domain's run: kill and remove its cgroup (`cgroup`: a
     backend, or None when it holds none), the control socket, the live XML and the
@@ -224,14 +224,14 @@ def teardown(paths: Paths, name: str, cgroup: Any | None, *, final_reason: str |
             os.rmdir(paths.mountpoint(name))
     if final_reason is None:
         return
-    if persistent and paths.config(name).exists():
+    if persistent and os.path.exists(paths.config(name)):
         try:
             write(paths, shutoff(name, final_reason))
             return
         except OSError:
             pass  # a full disk: no record of why, but never a stale "running" one
     files.remove(paths.state(name), durable=False)
-    if not paths.config(name).exists():  # a transient domain is gone: so is its lock file
+    if not os.path.exists(paths.config(name)):  # a transient domain is gone: so is its lock file
         files.remove_unheld_lock(paths.lock(name))
 
 
@@ -255,7 +255,7 @@ def remove_host_interfaces(state: RunState) -> None:
             remove_host_ends(hosts)
 
 
-def clean_after_dead_supervisor(paths: Paths, state: RunState) -> None:
+def clean_after_dead_supervisor(paths: Paths | Layout, state: RunState) -> None:
     """Kill and remove what a dead supervisor left; mark the domain crashed."""
     try:
         cgroup = backend_of(state)
@@ -264,6 +264,15 @@ def clean_after_dead_supervisor(paths: Paths, state: RunState) -> None:
     teardown(paths, state.name, cgroup, final_reason="crashed", persistent=state.persistent)
     remove_host_interfaces(state)
     release_ids(state)
+
+
+def remove_temp_files(paths: Paths | Layout, name: str, pid: int) -> None:
+    """The temp files a supervisor that was SIGKILLed may have left mid-write: its run
+    state's and the host id table's."""
+    from nsvirt.driver.state import files, idranges
+
+    files.remove_temp_of(paths.state(name), pid)
+    files.remove_temp_of(idranges.table_path(), pid)
 
 
 def release_ids(state: RunState) -> None:

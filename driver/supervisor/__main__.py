@@ -10,10 +10,9 @@ pid is the domain's id.
 from __future__ import annotations
 
 import os
-import socket
 import sys
 
-from nsvirt.driver.runtime import procstat
+from nsvirt.driver.runtime import procstat, sockets
 from nsvirt.driver.state import jsonlite
 from nsvirt.driver.supervisor import protocol
 from nsvirt.driver.supervisor.config import SupervisorConfig
@@ -25,7 +24,7 @@ if TYPE_CHECKING:
 
 def serve(config: dict[str, Any], handshake_fd: int) -> int:
     """Run the supervisor of one container on an open handshake socket."""
-    handshake = socket.socket(fileno=handshake_fd)
+    handshake = sockets.Socket(fileno=handshake_fd)
     try:
         cfg = SupervisorConfig.from_dict(config)
     except (KeyError, TypeError, ValueError) as e:

@@ -12,12 +12,11 @@ Every failure is sent back as `error: <reason>` and the process exits 127.
 
 from __future__ import annotations
 
+import _signal as signal  # signal.py without its enums (enum: ~3 ms a start)
 import os
 import select
-import signal
-import socket
 
-from nsvirt.driver.runtime import caps, mounts, netdev, seccomp, tty, users, uts
+from nsvirt.driver.runtime import caps, mounts, netdev, seccomp, sockets, tty, users, uts
 from nsvirt.driver.runtime import syscalls as sc
 
 TYPE_CHECKING = False
@@ -46,13 +45,13 @@ class InitContext:
         self.detached: list[int] = []  # copies of the root and binds, sent with "continue"
 
 
-def _send(sock: socket.socket, text: str) -> None:
+def _send(sock: sockets.Socket, text: str) -> None:
     sock.sendall(text.encode() + b"\n")
 
 
-def _expect_with_fds(sock: socket.socket, word: str) -> list[int]:
+def _expect_with_fds(sock: sockets.Socket, word: str) -> list[int]:
     """Wait for `word`, which may carry fds (SCM_RIGHTS); EOF: the supervisor is gone."""
-    data, fds, _, _ = socket.recv_fds(sock, 64, 253)
+    data, fds, _, _ = sockets.recv_fds(sock, 64, 253)
     if not data:
         os._exit(1)
     if data.decode(errors="replace").strip() != word:
@@ -60,7 +59,7 @@ def _expect_with_fds(sock: socket.socket, word: str) -> list[int]:
     return fds
 
 
-def _expect(sock: socket.socket, word: str) -> None:
+def _expect(sock: sockets.Socket, word: str) -> None:
     """Wait for the supervisor's `word`; EOF means the supervisor is gone."""
     line = b""
     while not line.endswith(b"\n"):
@@ -72,7 +71,7 @@ def _expect(sock: socket.socket, word: str) -> None:
         raise StartError(f"unexpected word from the supervisor: {line!r}")
 
 
-def _fail(sock: socket.socket, err: BaseException) -> NoReturn:
+def _fail(sock: sockets.Socket, err: BaseException) -> NoReturn:
     try:
         _send(sock, f"error: {err}")
     except OSError:
@@ -80,7 +79,7 @@ def _fail(sock: socket.socket, err: BaseException) -> NoReturn:
     os._exit(127)
 
 
-def intermediate(plan: Any, sock: socket.socket, cgroup: CgroupBackend,
+def intermediate(plan: Any, sock: sockets.Socket, cgroup: CgroupBackend,
                  context: InitContext) -> NoReturn:  # fmt: skip
     """Run in the supervisor's first fork; never returns."""
     try:
@@ -110,7 +109,7 @@ def intermediate(plan: Any, sock: socket.socket, cgroup: CgroupBackend,
     os._exit(0)
 
 
-def init(plan: Any, sock: socket.socket, context: InitContext) -> NoReturn:
+def init(plan: Any, sock: sockets.Socket, context: InitContext) -> NoReturn:
     """pid 1 of the container: set up its world, then exec the domain's init."""
     try:
         context.detached = _expect_with_fds(sock, "continue")
@@ -151,7 +150,7 @@ def init(plan: Any, sock: socket.socket, context: InitContext) -> NoReturn:
         _fail(sock, e)
 
 
-def _peer_closed(sock: socket.socket) -> bool:
+def _peer_closed(sock: sockets.Socket) -> bool:
     poller = select.poll()
     poller.register(sock, select.POLLRDHUP)
     return any(ev & (select.POLLRDHUP | select.POLLHUP) for _, ev in poller.poll(0))

@@ -11,13 +11,13 @@ import os
 
 from nsvirt.driver.state import idranges as idranges_table
 from nsvirt.driver.state import jsonlite
+from nsvirt.driver.state.names import Layout
 from nsvirt.driver.supervisor import planview
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from typing import Any
 
-    from nsvirt.driver.state.layout import Paths
 
 CONFIG_FORMAT = 1
 HANDSHAKE_TIMEOUT = 30.0  # a bound on each read of the start handshake, not a delay
@@ -35,19 +35,17 @@ class SupervisorConfig:
         self.plan_json = plan_json
         self.plan: Any = planview.load(plan_json)
         self.root = root
-        self._paths: Paths | None = None
+        self._paths: Layout | None = None
         self.persistent = persistent
         self.fault = fault  # test hook: supervisor/faults.py
         self.handshake_timeout = handshake_timeout
         self.idranges = idranges  # the host id range table (state/idranges.py)
 
     @property
-    def paths(self) -> Paths:
-        """The root's layout (pathlib: only the supervisor needs it, not the launcher)."""
+    def paths(self) -> Layout:
+        """The root's layout, as strings (no pathlib in the supervisor)."""
         if self._paths is None:
-            from nsvirt.driver.state.layout import Paths
-
-            self._paths = Paths(self.root)
+            self._paths = Layout(self.root)
         return self._paths
 
     @classmethod

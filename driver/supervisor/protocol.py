@@ -23,9 +23,9 @@ from __future__ import annotations
 
 import os
 import select
-import socket
 import struct
 
+from nsvirt.driver.runtime import sockets
 from nsvirt.driver.state import jsonlite
 from nsvirt.driver.supervisor import wire
 from nsvirt.driver.supervisor.wire import MAX_LINE, VERSION  # one home: the light side
@@ -59,7 +59,7 @@ def decode(line: bytes) -> dict:
         raise ProtocolError(str(e)) from None
 
 
-def read_line(sock: socket.socket, timeout: float | None) -> bytes:
+def read_line(sock: sockets.Socket, timeout: float | None) -> bytes:
     """Read one newline-terminated line (b"" on EOF), waiting at most `timeout`.
 
     Peeks first, then takes exactly the line: what follows it on the socket (console
@@ -70,7 +70,7 @@ def read_line(sock: socket.socket, timeout: float | None) -> bytes:
             ready, _, _ = select.select([sock], [], [], timeout)
             if not ready:
                 raise TimeoutError("no reply from the supervisor")
-        peeked = sock.recv(4096, socket.MSG_PEEK)
+        peeked = sock.recv(4096, sockets.MSG_PEEK)
         if not peeked:
             return bytes(buf)
         end = peeked.find(b"\n")
@@ -113,12 +113,12 @@ def decode_winsize(payload: bytes) -> tuple[int, int]:
     return rows, cols
 
 
-def connect(path: str | PathLike[str], timeout: float = 30.0) -> socket.socket:
+def connect(path: str | PathLike[str], timeout: float = 30.0) -> sockets.Socket:
     """Connect to a control socket through /proc/self/fd, so long paths work (108-byte limit)."""
     directory, name = os.path.split(os.fspath(path))
     dirfd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
     try:
-        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM | socket.SOCK_CLOEXEC)
+        sock = sockets.Socket(sockets.AF_UNIX, sockets.SOCK_STREAM | sockets.SOCK_CLOEXEC)
         sock.settimeout(timeout)
         try:
             sock.connect(f"/proc/self/fd/{dirfd}/{name}")
@@ -130,11 +130,11 @@ def connect(path: str | PathLike[str], timeout: float = 30.0) -> socket.socket:
         os.close(dirfd)
 
 
-def bind(path: str | PathLike[str]) -> socket.socket:
+def bind(path: str | PathLike[str]) -> sockets.Socket:
     directory, name = os.path.split(os.fspath(path))
     dirfd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
     try:
-        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM | socket.SOCK_CLOEXEC)
+        sock = sockets.Socket(sockets.AF_UNIX, sockets.SOCK_STREAM | sockets.SOCK_CLOEXEC)
         try:
             os.unlink(path)
         except FileNotFoundError:
@@ -147,10 +147,10 @@ def bind(path: str | PathLike[str]) -> socket.socket:
         os.close(dirfd)
 
 
-def peer_pid(sock: socket.socket) -> int:
+def peer_pid(sock: sockets.Socket) -> int:
     """The pid of the process that made the listening socket (SO_PEERCRED): who the
     supervisor is, even when it cannot answer."""
-    creds = sock.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, struct.calcsize("3i"))
+    creds = sock.getsockopt(sockets.SOL_SOCKET, sockets.SO_PEERCRED, struct.calcsize("3i"))
     return struct.unpack("3i", creds)[0]
 
 

@@ -8,9 +8,9 @@ error reply; the container keeps running whatever a client sends.
 
 from __future__ import annotations
 
-import socket
 import time
 
+from nsvirt.driver.runtime import sockets
 from nsvirt.driver.runtime.cgroups import CgroupError
 from nsvirt.driver.supervisor import protocol
 from nsvirt.driver.supervisor.console import CLIENT_BUFFER, Console, log
@@ -43,7 +43,7 @@ class Outcome:
 class Client:
     """One connection to the control socket."""
 
-    def __init__(self, server: ControlServer, sock: socket.socket) -> None:
+    def __init__(self, server: ControlServer, sock: sockets.Socket) -> None:
         self.server = server
         self.sock = sock
         sock.setblocking(False)
@@ -98,7 +98,7 @@ class Client:
 
     def _readable(self) -> None:
         try:
-            data, fds, _, _ = socket.recv_fds(self.sock, 65536, MAX_PASSED_FDS)
+            data, fds, _, _ = sockets.recv_fds(self.sock, 65536, MAX_PASSED_FDS)
         except (BlockingIOError, InterruptedError):
             return
         except OSError:
@@ -153,7 +153,7 @@ class Client:
         self.server.clients.discard(self)
         for fd in self.fds:
             try:
-                socket.close(fd)
+                sockets.close(fd)
             except OSError:
                 pass
         self.fds = []
@@ -166,7 +166,7 @@ class Client:
 class ControlServer:
     """Accepts connections on the control socket and dispatches their requests."""
 
-    def __init__(self, loop: EventLoop, controller: Controller, listener: socket.socket) -> None:
+    def __init__(self, loop: EventLoop, controller: Controller, listener: sockets.Socket) -> None:
         self.loop = loop
         self.controller = controller
         self.listener = listener
@@ -305,7 +305,7 @@ def _spawn(ctl: Controller, client: Client, msg: dict[str, Any]) -> dict[str, An
         pid = forkserver.spawn(msg["config"], handshake=fds[0], log_fd=fds[1])
     finally:
         for fd in fds:
-            socket.close(fd)
+            sockets.close(fd)
     return {"ok": True, "pid": pid}
 
 

@@ -19,9 +19,8 @@ Every read is bounded; a child that dies answers with EOF.
 from __future__ import annotations
 
 import os
-import socket
 
-from nsvirt.driver.runtime import idmap, idmount
+from nsvirt.driver.runtime import idmap, idmount, sockets
 from nsvirt.driver.runtime import syscalls as sc
 from nsvirt.driver.supervisor import child, protocol
 from nsvirt.driver.supervisor.child import StartError
@@ -42,7 +41,7 @@ def start_init(plan: Any, maps: IdMaps, cgroup: Any, context: child.InitContext,
     `maps`: its user namespace's (uid map, gid map); `net_setup(init_pid)` makes the
     interfaces while init waits (raises StartError)."""
     sc.prctl(sc.PR_SET_CHILD_SUBREAPER, 1, what="becoming a subreaper")
-    ours, theirs = socket.socketpair()  # both CLOEXEC: init's exec closes its end
+    ours, theirs = sockets.socketpair()  # both CLOEXEC: init's exec closes its end
     pid = os.fork()
     if pid == 0:
         ours.close()
@@ -54,14 +53,14 @@ def start_init(plan: Any, maps: IdMaps, cgroup: Any, context: child.InitContext,
         ours.close()
 
 
-def _read(sock: socket.socket, timeout: float) -> str:
+def _read(sock: sockets.Socket, timeout: float) -> str:
     try:
         return protocol.read_line(sock, timeout).decode(errors="replace").strip()
     except TimeoutError:
         raise StartError(f"the container did not answer within {timeout:g} s") from None
 
 
-def _handshake(plan: Any, maps: IdMaps, sock: socket.socket, intermediate: int,
+def _handshake(plan: Any, maps: IdMaps, sock: sockets.Socket, intermediate: int,
                faults: Faults, timeout: float, net_setup: NetSetup) -> int:  # fmt: skip
     faults.point("forked")
     line = _read(sock, timeout)
@@ -108,7 +107,7 @@ def _detached_copies(plan: Any, intermediate: int) -> list[int]:
     return fds
 
 
-def _until_running(plan: Any, sock: socket.socket, intermediate: int, line: str,
+def _until_running(plan: Any, sock: sockets.Socket, intermediate: int, line: str,
                    detached: list[int], faults: Faults, timeout: float,
                    net_setup: NetSetup) -> int:  # fmt: skip
     try:
@@ -130,7 +129,7 @@ def _until_running(plan: Any, sock: socket.socket, intermediate: int, line: str,
             raise
         faults.point("network")
     if detached:
-        socket.send_fds(sock, [b"continue\n"], detached)
+        sockets.send_fds(sock, [b"continue\n"], detached)
     else:
         sock.sendall(b"continue\n")
     faults.point("continue")

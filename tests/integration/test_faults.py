@@ -102,6 +102,23 @@ def test_destroy_of_a_supervisor_that_stops_answering(
     assert not leftovers(conn)
 
 
+def test_destroy_removes_what_a_killed_supervisor_was_writing(
+    conn, rootfs: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # a supervisor killed while it writes its state (a destroy that raced with its own
+    # teardown) leaves write_atomic's temp file: the destroy that killed it removes it
+    monkeypatch.setenv("NSVIRT_FAULT", "stop:request")
+    dom = start(conn, domain_xml("midwrite", rootfs))
+    sup = dom.id
+    half = conn.paths.run_dir / f".midwrite.json.{sup}.tmp"
+    half.write_bytes(b"")  # as open(O_TRUNC) left it before the kill
+    monkeypatch.setenv("NSVIRT_ANSWER_TIMEOUT", "0.5")
+    dom.destroy()
+    assert not alive(sup)
+    assert not half.exists() and not list(conn.paths.run_dir.glob(".*.tmp"))
+    assert not leftovers(conn)
+
+
 def test_a_stopped_donor_is_passed_over(conn, rootfs: Path, stopped: list[int]) -> None:
     donor = start(conn, domain_xml("donor", rootfs))
     os.kill(donor.id, signal.SIGSTOP)

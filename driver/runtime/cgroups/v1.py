@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import os
 import time
-from pathlib import Path
 
 from nsvirt.driver.runtime import cgusage
 from nsvirt.driver.runtime.cgroups import (
@@ -49,15 +48,15 @@ class V1Cgroup:
 
     # ------------------------------------------------------------ paths
 
-    def _partition_dir(self, ctrl: str) -> Path:
-        return Path(self.mounts[ctrl] + self.partition)
+    def _partition_dir(self, ctrl: str) -> str:
+        return os.path.normpath(self.mounts[ctrl] + self.partition)
 
-    def dir(self, ctrl: str) -> Path:
-        return self._partition_dir(ctrl) / self.name
+    def dir(self, ctrl: str) -> str:
+        return os.path.join(self._partition_dir(ctrl), self.name)
 
-    def _dirs(self) -> dict[str, Path]:
+    def _dirs(self) -> dict[str, str]:
         """One directory per distinct hierarchy (co-mounted controllers share one)."""
-        seen: dict[str, Path] = {}
+        seen: dict[str, str] = {}
         for ctrl in self.mounts:
             d = self.dir(ctrl)
             if d not in seen.values():
@@ -65,13 +64,13 @@ class V1Cgroup:
         return seen
 
     def describe(self) -> dict[str, str]:
-        return {ctrl: str(self.dir(ctrl)) for ctrl in self.mounts}
+        return {ctrl: self.dir(ctrl) for ctrl in self.mounts}
 
     def payload_dirs(self) -> dict[str, str]:
-        return {ctrl: str(self.dir(ctrl) / PAYLOAD) for ctrl in self.mounts}
+        return {ctrl: os.path.join(self.dir(ctrl), PAYLOAD) for ctrl in self.mounts}
 
     def _write(self, ctrl: str, file: str, value: object, sub: str = "") -> None:
-        path = self.dir(ctrl) / sub / file
+        path = os.path.join(self.dir(ctrl), sub, file)
         check_writable(path, self.mounts[ctrl], self.dir(ctrl), ctrl)
         try:
             with open(path, "w") as f:
@@ -80,7 +79,7 @@ class V1Cgroup:
             raise CgroupError(f"cannot write '{value}' to {path}: {e.strerror}") from None
 
     def _read(self, ctrl: str, file: str) -> str:
-        with open(self.dir(ctrl) / file) as f:
+        with open(os.path.join(self.dir(ctrl), file)) as f:
             return f.read().strip()
 
     # ------------------------------------------------------------ lifecycle
@@ -96,9 +95,9 @@ class V1Cgroup:
                 self.owned = True
             self._apply(limits, rules)
             for ctrl, leaf in self._dirs().items():
-                os.mkdir(leaf / PAYLOAD)  # inherits the device list
+                os.mkdir(os.path.join(leaf, PAYLOAD))  # inherits the device list
                 if ctrl == "cpuset":
-                    self._copy_cpuset(leaf / PAYLOAD)
+                    self._copy_cpuset(os.path.join(leaf, PAYLOAD))
             self._apply(limits, (), PAYLOAD)
         except BaseException:
             if self.owned:  # only what this start made: never another container's
@@ -110,11 +109,11 @@ class V1Cgroup:
     def has_processes(self) -> bool:
         return bool(self.pids())
 
-    def _make_levels(self, ctrl: str, leaf: Path) -> None:
-        mount = Path(self.mounts[ctrl])
-        partition_levels = [p for p in leaf.relative_to(mount).parents if p != Path(".")]
-        for rel in reversed(partition_levels):  # top-down
-            level = mount / rel
+    def _make_levels(self, ctrl: str, leaf: str) -> None:
+        mount = os.path.normpath(self.mounts[ctrl])
+        parts = os.path.relpath(leaf, mount).split("/")[:-1]
+        for n in range(1, len(parts) + 1):  # the partition's levels, top-down
+            level = os.path.join(mount, *parts[:n])
             try:
                 os.mkdir(level)
             except FileExistsError:
@@ -125,15 +124,16 @@ class V1Cgroup:
         if ctrl == "cpuset":
             self._copy_cpuset(leaf)
 
-    def _copy_cpuset(self, level: Path) -> None:
+    def _copy_cpuset(self, level: str) -> None:
         # A new v1 cpuset level starts empty, and no task can join it until
         # cpuset.cpus and cpuset.mems are filled in from its parent.
         for file in ("cpuset.cpus", "cpuset.mems"):
-            current = (level / file).read_text().strip()
-            if not current:
-                value = (level.parent / file).read_text().strip()
-                check_writable(level / file, self.mounts["cpuset"], level, "cpuset")
-                (level / file).write_text(value)
+            path = os.path.join(level, file)
+            if not _read_file(path):
+                value = _read_file(os.path.join(os.path.dirname(level), file))
+                check_writable(path, self.mounts["cpuset"], level, "cpuset")
+                with open(path, "w") as f:
+                    f.write(value)
 
     def _apply(self, limits: Limits, rules: tuple[DeviceRule, ...], sub: str = "") -> None:
         """Write the device rules and the limits into the leaf (or its `sub` level)."""
@@ -154,7 +154,8 @@ class V1Cgroup:
         if lim.memory_soft_limit is not None:
             write("memory", "memory.soft_limit_in_bytes", lim.memory_soft_limit)
         if lim.memory_swap_limit is not None:
-            if not (self.dir("memory") / sub / "memory.memsw.limit_in_bytes").exists():
+            if not os.path.exists(os.path.join(self.dir("memory"), sub,
+                                               "memory.memsw.limit_in_bytes")):  # fmt: skip
                 raise CgroupError(
                     "<memtune><swap_hard_limit> needs swap accounting, which this "
                     "host's kernel has off (swapaccount=1)"
@@ -175,7 +176,7 @@ class V1Cgroup:
                 (
                     f
                     for f in ("blkio.weight", "blkio.bfq.weight")
-                    if (self.dir("blkio") / sub / f).exists()
+                    if os.path.exists(os.path.join(self.dir("blkio"), sub, f))
                 ),
                 None,
             )
@@ -215,7 +216,7 @@ class V1Cgroup:
 
     def kill_all(self) -> None:
         """Kill every task at once: freeze (no forks escape), SIGKILL each, thaw."""
-        if self.dir("freezer").exists():
+        if os.path.exists(self.dir("freezer")):
             kill_frozen(self)
 
     def destroy(self) -> None:
@@ -224,7 +225,7 @@ class V1Cgroup:
         for leaf in self._dirs().values():
             remove_tree(leaf)
         for ctrl in self._dirs():
-            remove_empty_levels(self._partition_dir(ctrl), Path(self.mounts[ctrl]))
+            remove_empty_levels(self._partition_dir(ctrl), self.mounts[ctrl])
 
     # ------------------------------------------------------------ statistics
 
@@ -240,7 +241,7 @@ class V1Cgroup:
         total = 0
         for level in subtree(self.dir("memory")):
             try:
-                text = (level / "memory.oom_control").read_text()
+                text = _read_file(os.path.join(level, "memory.oom_control"))
             except FileNotFoundError:
                 continue
             for line in text.splitlines():
@@ -248,3 +249,8 @@ class V1Cgroup:
                 if key == "oom_kill":
                     total += int(value)
         return total
+
+
+def _read_file(path: str) -> str:
+    with open(path) as f:
+        return f.read().strip()

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import os
 import time
-from pathlib import Path
 
 from nsvirt.driver.runtime import cgusage
 from nsvirt.driver.runtime.cgroups import (
@@ -46,22 +45,22 @@ class V2Cgroup:
         self.mount = mount
         self.partition = "/" + partition.strip("/")
         self.name = name
-        self.leaf = Path(mount + self.partition) / name
-        self.payload = self.leaf / PAYLOAD
+        self.leaf = os.path.join(os.path.normpath(mount + self.partition), name)
+        self.payload = os.path.join(self.leaf, PAYLOAD)
         self.prog_fd = -1
         self.owned = False
 
     def describe(self) -> dict[str, str]:
-        return {"unified": str(self.leaf)}
+        return {"unified": self.leaf}
 
     def payload_dirs(self) -> dict[str, str]:
-        return {"unified": str(self.payload)}
+        return {"unified": self.payload}
 
-    def _path(self, file: str) -> Path:
-        return self.leaf / file
+    def _path(self, file: str) -> str:
+        return os.path.join(self.leaf, file)
 
-    def _write(self, file: str, value: object, level: Path | None = None) -> None:
-        path = (level or self.leaf) / file
+    def _write(self, file: str, value: object, level: str | None = None) -> None:
+        path = os.path.join(level or self.leaf, file)
         check_writable(path, self.mount, self.leaf, "")
         try:
             with open(path, "w") as f:
@@ -84,7 +83,7 @@ class V2Cgroup:
         try:
             self._apply(limits, self.leaf)
             self.prog_fd = bpf_devices.load(bpf_devices.program(rules))
-            bpf_devices.attach(str(self.leaf), self.prog_fd)
+            bpf_devices.attach(self.leaf, self.prog_fd)
             self._enable_controllers(self.leaf)
             os.mkdir(self.payload)
             self._apply(limits, self.payload)
@@ -97,25 +96,26 @@ class V2Cgroup:
         return bool(self.pids())
 
     def _make_levels(self) -> None:
-        mount = Path(self.mount)
-        levels = [p for p in self.leaf.relative_to(mount).parents if p != Path(".")]
-        for rel in reversed(levels):  # the partition, top-down
-            self._enable_controllers((mount / rel).parent)
+        mount = os.path.normpath(self.mount)
+        parts = os.path.relpath(self.leaf, mount).split("/")[:-1]
+        levels = [os.path.join(mount, *parts[:n]) for n in range(1, len(parts) + 1)]
+        for level in levels:  # the partition, top-down
+            self._enable_controllers(os.path.dirname(level))
             try:
-                os.mkdir(mount / rel)
+                os.mkdir(level)
             except FileExistsError:
                 pass
         if levels:
-            self._enable_controllers(mount / levels[0])
+            self._enable_controllers(levels[-1])
         make_leaf(self.leaf)
 
-    def _enable_controllers(self, level: Path) -> None:
+    def _enable_controllers(self, level: str) -> None:
         """Enable in `level` the controllers its children need, only those not enabled yet.
 
         The one write nsvirt makes outside its own directories (DESIGN.md §6); it is
         never made in the caller's own cgroup (no-internal-process rule: EBUSY)."""
-        available = set((level / "cgroup.controllers").read_text().split())
-        enabled = set((level / "cgroup.subtree_control").read_text().split())
+        available = set(_read_file(os.path.join(level, "cgroup.controllers")).split())
+        enabled = set(_read_file(os.path.join(level, "cgroup.subtree_control")).split())
         missing = [c for c in CONTROLLERS if c in available and c not in enabled]
         if not missing:
             return
@@ -123,13 +123,13 @@ class V2Cgroup:
             raise CgroupError(f"refusing to enable controllers in {level}: it is the caller's "
                               "own cgroup")  # fmt: skip
         try:
-            with open(level / "cgroup.subtree_control", "w") as f:
+            with open(os.path.join(level, "cgroup.subtree_control"), "w") as f:
                 f.write(" ".join(f"+{c}" for c in missing))
         except OSError as e:
             raise CgroupError(f"cannot enable {', '.join(missing)} in {level}: "
                               f"{e.strerror}") from None  # fmt: skip
 
-    def _apply(self, lim: Limits, level: Path) -> None:
+    def _apply(self, lim: Limits, level: str) -> None:
         def write(file: str, value: object) -> None:
             self._write(file, value, level)
 
@@ -139,7 +139,7 @@ class V2Cgroup:
             write("memory.high", lim.memory_soft_limit)
         if lim.memory_swap_limit is not None:
             # v1's memsw counts memory + swap; v2's swap.max counts swap alone
-            if not (level / "memory.swap.max").exists():
+            if not os.path.exists(os.path.join(level, "memory.swap.max")):
                 raise CgroupError(
                     "<memtune><swap_hard_limit> needs swap accounting "
                     "(memory.swap.max), which this host does not offer"
@@ -159,7 +159,7 @@ class V2Cgroup:
         if lim.cpuset_mems is not None:
             write("cpuset.mems", lim.cpuset_mems)
         if lim.blkio_weight is not None:
-            if not (level / "io.weight").exists():
+            if not os.path.exists(os.path.join(level, "io.weight")):
                 raise CgroupError(
                     "<blkiotune><weight> needs io.weight (the BFQ scheduler "
                     "and the io controller), which this host does not offer"
@@ -192,9 +192,9 @@ class V2Cgroup:
     def kill_all(self) -> None:
         """Kill every task of the subtree at once: cgroup.kill, or freeze → SIGKILL
         each → thaw."""
-        if not self.leaf.exists():
+        if not os.path.exists(self.leaf):
             return
-        if self._path("cgroup.kill").exists():
+        if os.path.exists(self._path("cgroup.kill")):
             self._write("cgroup.kill", 1)
         else:  # before Linux 5.14
             kill_frozen(self)
@@ -203,13 +203,13 @@ class V2Cgroup:
         """Remove the leaf (its device program goes with it), then empty partitions."""
         if self.prog_fd >= 0:
             try:
-                bpf_devices.detach(str(self.leaf), self.prog_fd)
+                bpf_devices.detach(self.leaf, self.prog_fd)
             except OSError:
                 pass
             os.close(self.prog_fd)
             self.prog_fd = -1
         remove_tree(self.leaf)
-        remove_empty_levels(self.leaf.parent, Path(self.mount))
+        remove_empty_levels(os.path.dirname(self.leaf), self.mount)
 
     # ------------------------------------------------------------ statistics
 
@@ -221,3 +221,8 @@ class V2Cgroup:
 
     def oom_kills(self) -> int:
         return int(self._keyed("memory.events").get("oom_kill", 0))
+
+
+def _read_file(path: str) -> str:
+    with open(path) as f:
+        return f.read().strip()
