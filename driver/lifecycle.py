@@ -78,7 +78,7 @@ class Lifecycle:
 
         live = live_definition(dom, pid, ttys, interfaces, containment)
         text = domxml.format(live).encode()
-        store.write_live(self.conn.paths.names, self.name, text, compiled.summary(live))
+        store.write_live(self.conn.paths.names, self.name, text, compiled.summary(live), pid)
 
     def _call(self, request: dict[str, Any],
               timeout: float | None = CALL_TIMEOUT) -> dict[str, Any]:  # fmt: skip

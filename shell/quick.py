@@ -343,18 +343,19 @@ def _start(names: Layout, args: list[str], quiet: bool, readonly: bool) -> str |
                                 info.get("containment")).encode()  # fmt: skip
         except ValueError:
             text = b""
-        if not text or not _write_live(names, name, text, found):
+        if not text or not _write_live(names, name, text, found, info["pid"]):
             _live_by_driver(names, name, info)
     return "" if quiet else f"Domain '{name}' started\n\n"
 
 
-def _write_live(names: Layout, name: str, text: bytes, found: dict[str, object]) -> bool:
+def _write_live(names: Layout, name: str, text: bytes, found: dict[str, object],
+                supervisor: int) -> bool:  # fmt: skip
     """The live XML, and its compiled form from the definition's (the same fields)."""
     from nsvirt.driver.state import compiled
 
     fields = {**{k: found[k] for k in compiled.FIELDS}, "launch": None}
     try:
-        store.write_live(names, name, text, fields)
+        store.write_live(names, name, text, fields, supervisor)
     except OSError:
         return False
     return True

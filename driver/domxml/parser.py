@@ -185,6 +185,33 @@ def _check_bounds(root: etree._Element, source: str) -> None:
 
 
 def _validate_schema(root: etree._Element, source: str, schema_file: str = "domain.xsd") -> None:
+    if not _certainly_valid(root, schema_file):
+        _schema_errors(root, source, schema_file)
+    for config in root.iterfind("metadata/*"):
+        if (
+            etree.QName(config).namespace == m.NSVIRT_NS
+            and etree.QName(config).localname != "config"
+        ):
+            raise XMLValidationError(
+                f"unknown element <{_qname(config)}> (nsvirt's metadata "
+                "holds only <nsvirt:config>)",
+                source=source,
+                line=config.sourceline,
+                path=_xpath(config),
+            )
+
+
+def _certainly_valid(root: etree._Element, schema_file: str) -> bool:
+    """The fast pre-check (domxml/fastcheck.py): True only where xmlschema would
+    find nothing; otherwise xmlschema decides, and words the error."""
+    from nsvirt.driver.domxml import fastcheck
+
+    table = fastcheck.table_for(str(_schema_dir()), schema_file, lambda: schema(schema_file))
+    return table is not None and fastcheck.certainly_valid(root, table)
+
+
+def _schema_errors(root: etree._Element, source: str, schema_file: str) -> None:
+    """Raise the first schema error, as XMLValidationError with its line and XPath."""
     for err in schema(schema_file).iter_errors(root.getroottree()):
         elem = err.elem if err.elem is not None else root
         index = getattr(err, "index", None)
@@ -202,18 +229,6 @@ def _validate_schema(root: etree._Element, source: str, schema_file: str = "doma
                 _tidy_reason(elem, reason), source=source, line=elem.sourceline, path=_xpath(elem)
             )
         raise XMLValidationError(reason, source=source, line=root.sourceline)
-    for config in root.iterfind("metadata/*"):
-        if (
-            etree.QName(config).namespace == m.NSVIRT_NS
-            and etree.QName(config).localname != "config"
-        ):
-            raise XMLValidationError(
-                f"unknown element <{_qname(config)}> (nsvirt's metadata "
-                "holds only <nsvirt:config>)",
-                source=source,
-                line=config.sourceline,
-                path=_xpath(config),
-            )
 
 
 _ASSERTIONS = {

@@ -56,23 +56,35 @@ def _private(st: os.stat_result) -> bool:
 
 def load(schema_dir: str, name: str, build: Callable[[], Any]) -> Any:
     """The schema `name` of `schema_dir`: from the cache, or built (and cached)."""
-    directory = cache_dir()
-    if directory is None:
+    if cache_dir() is None:
         return build()
-    path = os.path.join(directory, f"{name}-{key(schema_dir)}.pickle")
-    found = _read(directory, path)
+    file = f"{name}-{key(schema_dir)}.pickle"
+    found = read_private(file)
     if found is not None:
-        return found
+        try:
+            return pickle.loads(found)
+        except Exception:  # corrupt or truncated: build it again
+            pass
     built = build()
-    _write(directory, path, built)
+    try:
+        data = pickle.dumps(built, protocol=pickle.HIGHEST_PROTOCOL)
+    except (pickle.PicklingError, TypeError, AttributeError, RecursionError):
+        return built
+    write_private(file, data)
     return built
 
 
-def _read(directory: str, path: str) -> Any:
+def read_private(file: str) -> bytes | None:
+    """A cache file's bytes, if the cache directory and the file are private (this
+    user's, nobody else may write them, no symlinks); else None."""
+    directory = cache_dir()
+    if directory is None:
+        return None
     try:
-        if not _private(os.lstat(directory)) or not stat.S_ISDIR(os.lstat(directory).st_mode):
+        st = os.lstat(directory)
+        if not _private(st) or not stat.S_ISDIR(st.st_mode):
             return None
-        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
+        fd = os.open(os.path.join(directory, file), os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
     except OSError:
         return None
     with os.fdopen(fd, "rb") as f:
@@ -80,23 +92,27 @@ def _read(directory: str, path: str) -> Any:
         if not stat.S_ISREG(st.st_mode) or not _private(st):
             return None
         try:
-            return pickle.load(f)
-        except Exception:  # corrupt or truncated: build it again
+            return f.read()
+        except OSError:
             return None
 
 
-def _write(directory: str, path: str, schema: Any) -> None:
+def write_private(file: str, data: bytes) -> None:
+    """Write a cache file (best effort), and remove the cache's other files of the
+    same kind (`kind-KEY.ext`: older keys are never used again)."""
     from nsvirt.driver.state import files
 
+    directory = cache_dir()
+    if directory is None:
+        return
     try:
         os.makedirs(directory, mode=0o700, exist_ok=True)
         if not _private(os.lstat(directory)):
             return
-        data = pickle.dumps(schema, protocol=pickle.HIGHEST_PROTOCOL)
-        files.write_atomic(path, data, mode=0o600, durable=False)
-        prefix, mine = os.path.basename(path).split("-")[0] + "-", os.path.basename(path)
-        for old in os.listdir(directory):  # schemas of other versions: never used again
-            if old.startswith(prefix) and old.endswith(".pickle") and old != mine:
+        files.write_atomic(os.path.join(directory, file), data, mode=0o600, durable=False)
+        prefix, suffix = file.rsplit("-", 1)[0] + "-", os.path.splitext(file)[1]
+        for old in os.listdir(directory):
+            if old.startswith(prefix) and old.endswith(suffix) and old != file:
                 files.remove(os.path.join(directory, old), durable=False)
-    except (OSError, pickle.PicklingError, TypeError, AttributeError, RecursionError):
+    except OSError:
         pass

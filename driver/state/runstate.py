@@ -217,13 +217,21 @@ def teardown(paths: Paths | Layout, name: str, cgroup: Any | None, *, final_reas
             cgroup.kill_all()
         with contextlib.suppress(CgroupError, OSError):
             cgroup.destroy()
+    if final_reason is not None:  # the end is recorded before the run's files go: a
+        _record_end(paths, name, final_reason, persistent)  # start's late live XML sees it
     if run_files:
         for path in (paths.socket(name), paths.live_xml(name), paths.compiled(name, live=True)):
             files.remove(path, durable=False)
         with contextlib.suppress(OSError):
             os.rmdir(paths.mountpoint(name))
-    if final_reason is None:
-        return
+    if final_reason is not None and not os.path.exists(paths.config(name)):
+        files.remove_unheld_lock(paths.lock(name))  # a transient domain is gone: its lock too
+
+
+def _record_end(paths: Paths | Layout, name: str, final_reason: str, persistent: bool) -> None:
+    """A persistent domain's state says why it stopped; a transient one's goes."""
+    from nsvirt.driver.state import files
+
     if persistent and os.path.exists(paths.config(name)):
         try:
             write(paths, shutoff(name, final_reason))
@@ -231,8 +239,6 @@ def teardown(paths: Paths | Layout, name: str, cgroup: Any | None, *, final_reas
         except OSError:
             pass  # a full disk: no record of why, but never a stale "running" one
     files.remove(paths.state(name), durable=False)
-    if not os.path.exists(paths.config(name)):  # a transient domain is gone: so is its lock file
-        files.remove_unheld_lock(paths.lock(name))
 
 
 def backend_of(state: RunState) -> Any:

@@ -52,13 +52,28 @@ def forget(names: Layout, name: str, live: bool) -> bool:
     return True
 
 
-def write_live(names: Layout, name: str, text: bytes, fields: dict[str, object]) -> None:
+def write_live(names: Layout, name: str, text: bytes, fields: dict[str, object],
+               supervisor: int | None = None) -> None:  # fmt: skip
     """Write a running domain's live XML (OSError if it cannot be: the caller must
-    not let a domain nobody can see run on), then its compiled form (best effort)."""
-    from nsvirt.driver.state import compiled, files
+    not let a domain nobody can see run on), then its compiled form (best effort).
+
+    `supervisor`: the pid of the run this XML is for, just started. Its init may
+    have exited already, and the supervisor's teardown (which records the end before
+    it removes the run's files) come before this write: then what was written is
+    removed again, so no live XML outlives its run."""
+    from nsvirt.driver.state import compiled, files, runstate
 
     files.write_atomic(names.live_xml(name), text, durable=False)
     compiled.write(names.live_xml(name), names.compiled(name, live=True), text, fields)
+    if supervisor is None:
+        return
+    try:
+        state = runstate.read(names, name)
+    except runstate.RunStateError:
+        return
+    if state is None or not state.live or state.supervisor_pid != supervisor:
+        files.remove(names.compiled(name, live=True), durable=False)
+        files.remove(names.live_xml(name), durable=False)
 
 
 def is_persistent(names: Layout, name: str) -> bool:
