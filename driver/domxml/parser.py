@@ -37,10 +37,9 @@ _PREFIXES = {uri: prefix for prefix, uri in NAMESPACES.items()}
 
 def _schema_dir() -> Path:
     """Find the XSD files: package data when installed, the source tree otherwise."""
-    from importlib import resources
+    from nsvirt import schemas  # a plain package directory (importlib.resources: ~3 ms)
 
-    installed = resources.files("nsvirt.schemas")
-    return Path(str(installed))
+    return Path(os.path.dirname(os.path.abspath(schemas.__file__)))
 
 
 @functools.cache

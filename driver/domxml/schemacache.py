@@ -14,7 +14,6 @@ else $XDG_CACHE_HOME (or ~/.cache)/nsvirt/schemas.
 
 from __future__ import annotations
 
-import hashlib
 import os
 import pickle
 import stat
@@ -38,6 +37,8 @@ def cache_dir() -> str | None:
 
 def key(schema_dir: str) -> str:
     """What the built schema depends on, hashed."""
+    import hashlib
+
     import elementpath
     import xmlschema
 
