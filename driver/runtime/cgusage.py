@@ -6,26 +6,28 @@ backends (cgroups/v1.py, v2.py) answer through the same functions."""
 from __future__ import annotations
 
 
-def _read(path: str) -> str:
+def read_value(path: str) -> str:
+    """A cgroup file's content, stripped (the backends read theirs through this too)."""
     with open(path) as f:
         return f.read().strip()
 
 
-def _keyed(path: str) -> dict[str, str]:
-    return dict(line.split(None, 1) for line in _read(path).splitlines() if " " in line)
+def keyed(path: str) -> dict[str, str]:
+    """A flat-keyed cgroup file (`key value` lines) as a dict."""
+    return dict(line.split(None, 1) for line in read_value(path).splitlines() if " " in line)
 
 
 def memory_usage(dirs: dict[str, str]) -> int:
     """Bytes in use, page cache included (what v1 and v2 both count)."""
     if "unified" in dirs:
-        return int(_read(dirs["unified"] + "/memory.current"))
-    return int(_read(dirs["memory"] + "/memory.usage_in_bytes"))
+        return int(read_value(dirs["unified"] + "/memory.current"))
+    return int(read_value(dirs["memory"] + "/memory.usage_in_bytes"))
 
 
 def cpu_time_ns(dirs: dict[str, str]) -> int:
     if "unified" in dirs:
-        return int(_keyed(dirs["unified"] + "/cpu.stat")["usage_usec"]) * 1000
-    return int(_read(dirs["cpuacct"] + "/cpuacct.usage"))
+        return int(keyed(dirs["unified"] + "/cpu.stat")["usage_usec"]) * 1000
+    return int(read_value(dirs["cpuacct"] + "/cpuacct.usage"))
 
 
 def usage(dirs: dict[str, str]) -> tuple[int, int]:

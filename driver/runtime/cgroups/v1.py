@@ -79,8 +79,7 @@ class V1Cgroup:
             raise CgroupError(f"cannot write '{value}' to {path}: {e.strerror}") from None
 
     def _read(self, ctrl: str, file: str) -> str:
-        with open(os.path.join(self.dir(ctrl), file)) as f:
-            return f.read().strip()
+        return cgusage.read_value(os.path.join(self.dir(ctrl), file))
 
     # ------------------------------------------------------------ lifecycle
 
@@ -129,8 +128,8 @@ class V1Cgroup:
         # cpuset.cpus and cpuset.mems are filled in from its parent.
         for file in ("cpuset.cpus", "cpuset.mems"):
             path = os.path.join(level, file)
-            if not _read_file(path):
-                value = _read_file(os.path.join(os.path.dirname(level), file))
+            if not cgusage.read_value(path):
+                value = cgusage.read_value(os.path.join(os.path.dirname(level), file))
                 check_writable(path, self.mounts["cpuset"], level, "cpuset")
                 with open(path, "w") as f:
                     f.write(value)
@@ -241,7 +240,7 @@ class V1Cgroup:
         total = 0
         for level in subtree(self.dir("memory")):
             try:
-                text = _read_file(os.path.join(level, "memory.oom_control"))
+                text = cgusage.read_value(os.path.join(level, "memory.oom_control"))
             except FileNotFoundError:
                 continue
             for line in text.splitlines():
@@ -249,8 +248,3 @@ class V1Cgroup:
                 if key == "oom_kill":
                     total += int(value)
         return total
-
-
-def _read_file(path: str) -> str:
-    with open(path) as f:
-        return f.read().strip()

@@ -69,11 +69,10 @@ class V2Cgroup:
             raise CgroupError(f"cannot write '{value}' to {path}: {e.strerror}") from None
 
     def _read(self, file: str) -> str:
-        with open(self._path(file)) as f:
-            return f.read().strip()
+        return cgusage.read_value(self._path(file))
 
     def _keyed(self, file: str) -> dict[str, str]:
-        return dict(line.split(None, 1) for line in self._read(file).splitlines() if " " in line)
+        return cgusage.keyed(self._path(file))
 
     # ------------------------------------------------------------ lifecycle
 
@@ -114,8 +113,8 @@ class V2Cgroup:
 
         The one write nsvirt makes outside its own directories (DESIGN.md §6); it is
         never made in the caller's own cgroup (no-internal-process rule: EBUSY)."""
-        available = set(_read_file(os.path.join(level, "cgroup.controllers")).split())
-        enabled = set(_read_file(os.path.join(level, "cgroup.subtree_control")).split())
+        available = set(cgusage.read_value(os.path.join(level, "cgroup.controllers")).split())
+        enabled = set(cgusage.read_value(os.path.join(level, "cgroup.subtree_control")).split())
         missing = [c for c in CONTROLLERS if c in available and c not in enabled]
         if not missing:
             return
@@ -221,8 +220,3 @@ class V2Cgroup:
 
     def oom_kills(self) -> int:
         return int(self._keyed("memory.events").get("oom_kill", 0))
-
-
-def _read_file(path: str) -> str:
-    with open(path) as f:
-        return f.read().strip()
