@@ -142,7 +142,8 @@ def destroy_without_supervisor(conn: Connection, state: RunState) -> None:
     supervisor (its init follows, PDEATHSIG), kill what is left in the cgroup,
     and tear down as the supervisor would have."""
     procstat.kill_and_wait(state.supervisor_pid, state.supervisor_start)
-    runstate.remove_temp_files(conn.paths, state.name, state.supervisor_pid)
+    runstate.remove_temp_files(conn.paths, state.name, state.supervisor_pid,
+                               (state.containment or {}).get("table"))  # fmt: skip
     try:
         cgroup = runstate.backend_of(state)
     except (KeyError, ValueError):

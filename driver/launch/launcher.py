@@ -102,7 +102,7 @@ def launch(paths: Layout, plan_json: str, *, persistent: bool, interfaces: Seque
         return jsonlite.loads(line.removeprefix("running "))
     if line.startswith("error: "):  # it cleaned up after itself
         raise StartFailed(line.removeprefix("error: "))
-    _clean_after(paths, plan, attempt, persistent, made)  # type: ignore[arg-type]
+    _clean_after(paths, plan, attempt, persistent, made, config.idranges)  # type: ignore[arg-type]
     raise InternalError(f"the supervisor of '{name}' died or stopped answering during start "
                         f"(see {paths.log(name)})")  # fmt: skip
 
@@ -250,12 +250,12 @@ def _fork_here(config: SupervisorConfig, log_fd: int, name: str) -> _Attempt:
 
 
 def _clean_after(paths: Layout, plan: dict[str, Any], attempt: _Attempt, persistent: bool,
-                 made: list[dict[str, Any]]) -> None:  # fmt: skip
+                 made: list[dict[str, Any]], table: str) -> None:  # fmt: skip
     """A supervisor died, or stopped answering, during start: make sure it is gone,
     then remove what it left. Its cgroup is this start's (launch checked that no
     other container ran there, and the domain's lock keeps others out)."""
     procstat.kill_and_wait(attempt.pid, attempt.start)
-    runstate.remove_temp_files(paths, plan["name"], attempt.pid)
+    runstate.remove_temp_files(paths, plan["name"], attempt.pid, table)
     if made:  # host ends of interfaces made for it (its init may not have died yet)
         from nsvirt.driver.network.attach import remove_host_ends
 

@@ -272,13 +272,14 @@ def clean_after_dead_supervisor(paths: Paths | Layout, state: RunState) -> None:
     release_ids(state)
 
 
-def remove_temp_files(paths: Paths | Layout, name: str, pid: int) -> None:
+def remove_temp_files(paths: Paths | Layout, name: str, pid: int, table: str | None) -> None:
     """The temp files a supervisor that was SIGKILLed may have left mid-write: its run
-    state's and the host id table's."""
-    from nsvirt.driver.state import files, idranges
+    state's and (`table`: the host id table it used, if any) the id table's."""
+    from nsvirt.driver.state import files
 
     files.remove_temp_of(paths.state(name), pid)
-    files.remove_temp_of(idranges.table_path(), pid)
+    if table:
+        files.remove_temp_of(table, pid)
 
 
 def release_ids(state: RunState) -> None:

@@ -59,8 +59,8 @@ def write_live(names: Layout, name: str, text: bytes, fields: dict[str, object],
 
     `supervisor`: the pid of the run this XML is for, just started. Its init may
     have exited already, and the supervisor's teardown (which records the end before
-    it removes the run's files) come before this write: then what was written is
-    removed again, so no live XML outlives its run."""
+    it removes the run's files) have come before this write: then what was written
+    is removed again, so no live XML outlives its run."""
     from nsvirt.driver.state import compiled, files, runstate
 
     files.write_atomic(names.live_xml(name), text, durable=False)
