@@ -12,7 +12,7 @@ xmlschema accepts (tests/unit/test_fastcheck.py proves that on the conformance
 corpus, the bad-input corpus and generated mutations).
 
 The table is JSON (data, never code) next to the built schema's pickle, keyed by
-the schema files' bytes and this module's FORMAT; it is read only from a private
+the schema files' bytes and this module's own; it is read only from a private
 directory, as the pickle is (schemacache.py). $NSVIRT_FASTCHECK=off turns it off.
 """
 
@@ -284,7 +284,6 @@ class _Checker:
         self.globals = table["globals"]
         self.known_elements = set(table["known_elements"])
         self.known_attributes = set(table["known_attributes"])
-        self.patterns: dict[str, re.Pattern[str]] = {}
 
     def element(self, el: Any, number: int) -> None:
         decl = self.types[number]
@@ -402,8 +401,7 @@ class _Checker:
         for level in t["levels"]:
             if "enum" in level and value not in level["enum"]:
                 raise _Defer
-            if "patterns" in level and not any(self.pattern(p).match(text)
-                                               for p in level["patterns"]):  # fmt: skip
+            if "patterns" in level and not any(re.match(p, text) for p in level["patterns"]):
                 raise _Defer
             if "minInclusive" in level and not (isinstance(value, int)
                                                 and value >= level["minInclusive"]):  # fmt: skip
@@ -417,11 +415,6 @@ class _Checker:
             if "minLength" in level and not (isinstance(value, str)
                                              and len(value) >= level["minLength"]):  # fmt: skip
                 raise _Defer
-
-    def pattern(self, source: str) -> re.Pattern[str]:
-        if source not in self.patterns:
-            self.patterns[source] = re.compile(source)
-        return self.patterns[source]
 
 
 def _true(expr: list[Any], el: Any) -> bool:

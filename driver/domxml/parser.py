@@ -205,8 +205,17 @@ def _certainly_valid(root: etree._Element, schema_file: str) -> bool:
     find nothing; otherwise xmlschema decides, and words the error."""
     from nsvirt.driver.domxml import fastcheck
 
-    table = fastcheck.table_for(str(_schema_dir()), schema_file, lambda: schema(schema_file))
+    table = _fast_table(schema_file)
     return table is not None and fastcheck.certainly_valid(root, table)
+
+
+@functools.cache
+def _fast_table(schema_file: str) -> dict | None:
+    """The pre-check's table, once per process (as the schema): 100 files in one
+    validation read the schema files for it once, not 100 times."""
+    from nsvirt.driver.domxml import fastcheck
+
+    return fastcheck.table_for(str(_schema_dir()), schema_file, lambda: schema(schema_file))
 
 
 def _schema_errors(root: etree._Element, source: str, schema_file: str) -> None:
