@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import argparse
 from typing import TYPE_CHECKING
-from xml.sax.saxutils import quoteattr
 
 from nsvirt.shell.commands import Context, command, domain_arg, domain_of
 from nsvirt.shell.report import CommandFailed, ShellError
@@ -171,6 +170,13 @@ def _attach_args(p: argparse.ArgumentParser) -> None:
     _affect_args(p)
 
 
+def _quoted(value: str) -> str:
+    """An attribute value in single quotes, escaped as virsh's XML buffer does
+    (xml.sax.saxutils would bring urllib and email: 20 ms on every command)."""
+    escaped = value.replace("&", "&amp;").replace("<", "&lt;").replace("'", "&apos;")
+    return "'" + escaped.replace('"', "&quot;") + "'"
+
+
 @command("attach-interface", "attach network interface", _attach_args, domains="all")
 def attach_interface(ctx: Context, args: argparse.Namespace) -> int:
     dom = ctx.lookup(domain_of(args, "attach-interface"))
@@ -182,14 +188,14 @@ def attach_interface(ctx: Context, args: argparse.Namespace) -> int:
     attr = {"network": "network", "bridge": "bridge", "direct": "dev"}.get(kind)
     if attr is None:
         raise ShellError(f"No support for {kind} in command 'attach-interface'")
-    mode = f" mode={quoteattr(args.source_mode)}" if args.source_mode else ""
-    xml = [f"<interface type={quoteattr(kind)}>", f"  <source {attr}={quoteattr(source)}{mode}/>"]
+    mode = f" mode={_quoted(args.source_mode)}" if args.source_mode else ""
+    xml = [f"<interface type={_quoted(kind)}>", f"  <source {attr}={_quoted(source)}{mode}/>"]
     if args.target:
-        xml.append(f"  <target dev={quoteattr(args.target)}/>")
+        xml.append(f"  <target dev={_quoted(args.target)}/>")
     if args.mac:
-        xml.append(f"  <mac address={quoteattr(args.mac)}/>")
+        xml.append(f"  <mac address={_quoted(args.mac)}/>")
     if args.model:
-        xml.append(f"  <model type={quoteattr(args.model)}/>")
+        xml.append(f"  <model type={_quoted(args.model)}/>")
     xml.append("</interface>")
     if args.print_xml:
         print("\n".join(xml) + "\n", file=ctx.out)

@@ -354,3 +354,15 @@ def test_json_has_one_vocabulary(defined: Path) -> None:
     assert contained["runs_here"] is True and contained["why_not"] is None
     assert "keyctl" in contained["seccomp_denied"] and contained["remount_guard"] is False
     assert state == {"state": "shut off", "reason": "unknown"}
+
+
+def test_attach_interface_print_xml_quotes_as_virsh(defined: Path) -> None:
+    proc = nsvirsh(defined, "attach-interface", "bench-off", "bridge", "br'0", "--mac",
+                   "52:54:00:00:00:01", "--print-xml")  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.splitlines()[:4] == [
+        "<interface type='bridge'>",
+        "  <source bridge='br&apos;0'/>",
+        "  <mac address='52:54:00:00:00:01'/>",
+        "</interface>",
+    ]
