@@ -232,6 +232,8 @@ class Connection:
                 return Domain(self, name, read_uuid(config))
             except XMLError as e:  # still the running domain's, if it runs
                 broken = e
+            except FileNotFoundError:
+                pass  # undefined since is_file(): a transient run, or no domain
         state = Domain(self, name, "").run_state()
         if state is not None and state.live and state.uuid:
             return Domain(self, name, state.uuid)
