@@ -48,13 +48,16 @@ class Failed(Exception):
 
 def main(argv: list[str] | None = None, out: TextIO | None = None,
          err: TextIO | None = None) -> int:  # fmt: skip
-    """nsvirsh's entry point: the fast path when it can answer, else the full shell."""
+    """nsvirsh's entry point: the fast path when it can answer, else the full shell.
+    Called as the program itself (no `argv`), it ends the process once the fast path
+    has answered."""
+    program = argv is None
     argv = sys.argv[1:] if argv is None else argv
     try:
         text = run(argv)
     except Failed as e:
         (err or sys.stderr).write("".join(f"error: {line}\n" for line in e.lines))
-        return 1
+        return _leave(1) if program else 1
     if text is None:
         from nsvirt.shell.oneshot import main as full
 
@@ -66,7 +69,22 @@ def main(argv: list[str] | None = None, out: TextIO | None = None,
     except BrokenPipeError:  # `nsvirsh list --name | head -1`, as the full shell does
         if stream is sys.stdout:
             os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
-    return 0
+    return _leave(0) if program else 0
+
+
+def _leave(status: int) -> int:
+    """End the process without Python's teardown (~3 ms after a start, ~1 ms after a
+    list): the fast path holds nothing that needs it (its files and locks are closed
+    by now), so only the atexit handlers run and stdio is flushed."""
+    import atexit
+
+    atexit._run_exitfuncs()
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except (OSError, ValueError):
+            pass
+    os._exit(status)
 
 
 def run(argv: list[str]) -> str | None:

@@ -43,10 +43,11 @@ class StartFailed(Exception):
 class _Attempt:
     """One try at starting a supervisor: our end of its handshake, and its hello."""
 
-    def __init__(self, sock: sockets.Socket, hello: dict[str, Any]) -> None:
+    def __init__(self, sock: sockets.Socket, hello: dict[str, Any], go_sent: bool = False) -> None:
         self.sock = sock
         self.pid = int(hello["pid"])
         self.start = int(hello["start"])
+        self.go_sent = go_sent
 
 
 def start_timeout(config: SupervisorConfig) -> float:
@@ -80,7 +81,8 @@ def launch(paths: Layout, plan_json: str, *, persistent: bool, interfaces: Seque
         os.close(log_fd)
     made: list[dict[str, Any]] = []  # the interfaces this start made
     try:
-        attempt.sock.sendall(b"go\n")
+        if not attempt.go_sent:
+            attempt.sock.sendall(b"go\n")
         while True:
             line = protocol.read_line(attempt.sock, start_timeout(config))
             line = line.decode(errors="replace").strip()
@@ -142,13 +144,16 @@ def _from_running(paths: Layout, config: SupervisorConfig, log_fd: int) -> _Atte
 
     if os.environ.get("NSVIRT_NO_FORK_SERVER"):
         return None
-    code = code_signature()
+    code = ""  # computed only if some supervisor runs (a walk of the driver's files)
     for other in paths.running_names():
         try:
             state = runstate.read(paths, other)
         except runstate.RunStateError:
             continue
-        if state is None or not state.live or state.code != code:
+        if state is None or not state.live:
+            continue
+        code = code or code_signature()
+        if state.code != code:
             continue
         if state.protocol != protocol.VERSION or not runstate.supervisor_alive(state):
             continue
@@ -234,19 +239,20 @@ def _fork_here(config: SupervisorConfig, log_fd: int, name: str) -> _Attempt:
             os.closerange(keep + 1, 1 << 16)
             os.chdir("/")
             from nsvirt.driver.supervisor.__main__ import serve
-            from nsvirt.driver.supervisor.signature import running_signature
 
-            running_signature()
             os._exit(serve(data, keep))
         except BaseException:
             os._exit(1)
     theirs.close()
+    # our own fork: no late fork of a given-up attempt to guard against, so it may
+    # go on as soon as it has said hello
+    ours.sendall(b"go\n")
     os.waitpid(pid, 0)
     hello = _read_hello(ours, FRESH_HELLO_TIMEOUT)
     if hello is None:
         ours.close()
         raise InternalError(f"the supervisor of '{name}' did not start")
-    return _Attempt(ours, hello)
+    return _Attempt(ours, hello, go_sent=True)
 
 
 def _clean_after(paths: Layout, plan: dict[str, Any], attempt: _Attempt, persistent: bool,

@@ -38,9 +38,15 @@ def serve(config: dict[str, Any], handshake_fd: int) -> int:
         return 1
     if word != b"go\n":
         return 0  # the launcher gave up on this start (and maybe made another)
+    from nsvirt.driver.supervisor import early
+
+    begun = early.begin(cfg.plan)  # the cgroup, joined by the first child while we load
+    from nsvirt.driver.supervisor.signature import running_signature
+
+    running_signature()  # the code this process (and its forks) runs: taken once, now
     from nsvirt.driver.supervisor.controller import Controller
 
-    return Controller(cfg, handshake).run()
+    return Controller(cfg, handshake, begun).run()
 
 
 def main(argv: list[str]) -> int:
@@ -50,9 +56,6 @@ def main(argv: list[str]) -> int:
             os._exit(0)  # the starter is reaped at once; the supervisor is the grandchild
         os.setsid()  # a session of its own, as a supervisor forked from a running one has
     handshake_fd = int(argv[argv.index("--handshake-fd") + 1])
-    from nsvirt.driver.supervisor.signature import running_signature
-
-    running_signature()  # the code loaded now is the code this process (and its forks) runs
     config = jsonlite.loads(sys.stdin.buffer.read())
     sys.stdin.close()
     return serve(config, handshake_fd)

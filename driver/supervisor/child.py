@@ -1,8 +1,9 @@
 """The container's side of the start: the intermediate child, then init.
 
-The supervisor forks the intermediate child, which joins the cgroup, enters
-the user namespace first (so it owns the namespaces created next), then the
-others, then forks init: the first fork after unshare(CLONE_NEWPID) becomes
+The supervisor forks the intermediate child, which joins the cgroup
+(supervisor/early.py), waits for its context (the ttys, the seccomp program),
+enters the user namespace first (so it owns the namespaces created next), then
+the others, then forks init: the first fork after unshare(CLONE_NEWPID) becomes
 pid 1, so nothing else may fork before it. Both talk to the supervisor over
 one socket and wait on it, so a supervisor that dies at any point makes them
 exit (EOF) instead of running on unsupervised.
@@ -13,18 +14,19 @@ Every failure is sent back as `error: <reason>` and the process exits 127.
 from __future__ import annotations
 
 import _signal as signal  # signal.py without its enums (enum: ~3 ms a start)
+import binascii
 import os
 import select
 
 from nsvirt.driver.runtime import caps, mounts, netdev, seccomp, sockets, tty, users, uts
 from nsvirt.driver.runtime import syscalls as sc
+from nsvirt.driver.state import jsonlite
+from nsvirt.driver.supervisor import protocol
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from collections.abc import Mapping, Sequence
     from typing import Any, NoReturn
-
-    from nsvirt.driver.runtime.cgroups import CgroupBackend
 
 
 class StartError(Exception):
@@ -43,6 +45,24 @@ class InitContext:
         self.cgroup_dirs = dict(cgroup_dirs)  # shown read-only at /sys/fs/cgroup
         self.seccomp = seccomp_program  # runtime/seccomp.py's filter, b"": none
         self.detached: list[int] = []  # copies of the root and binds, sent with "continue"
+
+    def send(self, sock: sockets.Socket) -> None:
+        """To the intermediate child, forked before the supervisor had all this."""
+        program = binascii.b2a_base64(self.seccomp, newline=False).decode()
+        word = {"mountpoint": self.mountpoint, "consoles": self.consoles,
+                "cgroup_dirs": self.cgroup_dirs, "seccomp": program}  # fmt: skip
+        sock.sendall(b"context " + jsonlite.dumps(word).encode() + b"\n")
+
+    @classmethod
+    def receive(cls, sock: sockets.Socket) -> InitContext:
+        line = protocol.read_line(sock, None)
+        if not line:
+            os._exit(1)  # the supervisor died: do not run on unsupervised
+        if not line.startswith(b"context "):
+            raise StartError(f"unexpected word from the supervisor: {line[:64]!r}")
+        word = jsonlite.loads(line.removeprefix(b"context ").decode())
+        return cls(word["mountpoint"], word["consoles"], word["cgroup_dirs"],
+                   binascii.a2b_base64(word["seccomp"]))  # fmt: skip
 
 
 def _send(sock: sockets.Socket, text: str) -> None:
@@ -79,11 +99,11 @@ def _fail(sock: sockets.Socket, err: BaseException) -> NoReturn:
     os._exit(127)
 
 
-def intermediate(plan: Any, sock: sockets.Socket, cgroup: CgroupBackend,
-                 context: InitContext) -> NoReturn:  # fmt: skip
-    """Run in the supervisor's first fork; never returns."""
+def intermediate(plan: Any, sock: sockets.Socket) -> NoReturn:
+    """Run in the supervisor's first fork, in the container's cgroup (supervisor/early.py);
+    never returns."""
     try:
-        cgroup.attach(os.getpid())  # init inherits the cgroup from here
+        context = InitContext.receive(sock)
         for kind, path in plan.join:
             fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
             try:

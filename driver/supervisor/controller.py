@@ -14,10 +14,10 @@ import time
 from types import SimpleNamespace
 
 from nsvirt.driver.runtime import idmap, initctl, procstat, seccomp, sockets
-from nsvirt.driver.runtime.cgroups import CgroupError, backend_for
+from nsvirt.driver.runtime.cgroups import CgroupError
 from nsvirt.driver.state import idranges, jsonlite, runstate
 from nsvirt.driver.state.runstate import PAUSED, RUNNING, RunState
-from nsvirt.driver.supervisor import child, protocol, startup
+from nsvirt.driver.supervisor import child, early, protocol, startup
 from nsvirt.driver.supervisor.console import Console, DomainLog, log
 from nsvirt.driver.supervisor.faults import Faults
 from nsvirt.driver.supervisor.loop import EventLoop
@@ -29,6 +29,7 @@ if TYPE_CHECKING:
     from typing import Any
 
     from nsvirt.driver.supervisor.config import SupervisorConfig
+    from nsvirt.driver.supervisor.early import Begun
     from nsvirt.driver.supervisor.requests import Client
 
 RESTART_ACTIONS = ("restart", "rename-restart", "coredump-restart")
@@ -44,7 +45,7 @@ class Intent:
 
 
 class Controller:
-    def __init__(self, config: SupervisorConfig, handshake: sockets.Socket) -> None:
+    def __init__(self, config: SupervisorConfig, handshake: sockets.Socket, begun: Begun) -> None:
         self.plan = config.plan
         self.paths = config.paths
         self.name: str = self.plan.name
@@ -54,8 +55,8 @@ class Controller:
         self.handshake: sockets.Socket | None = handshake
         self.loop = EventLoop()
         self.domain_log = DomainLog(str(self.paths.log(self.name)))
-        self.cgroup = backend_for(self.plan.facts, self.plan.cgroup_partition,
-                                  self.plan.cgroup_name)  # fmt: skip
+        self.cgroup = begun.cgroup  # made (or not: begun.error) before our imports
+        self.begun: Begun | None = begun
         self.consoles: list[Console] = []
         self.server: ControlServer | None = None
         self.init_pid = 0
@@ -99,7 +100,8 @@ class Controller:
         if self.plan.seccomp or self.plan.remount_guard:
             self.seccomp = seccomp.build(self.plan.facts["arch"], self.plan.seccomp,
                                          self.plan.remount_guard)  # fmt: skip
-        self.cgroup.create(self.plan.limits, self.plan.device_rules)
+        if self.begun is not None and self.begun.error is not None:
+            raise self.begun.error
         self.faults.point("cgroup")
         owner = None
         if self.maps[0]:  # the container's root must be able to open its console
@@ -150,9 +152,19 @@ class Controller:
         mountpoint = str(self.paths.mountpoint(self.name))
         ttys = [c.tty for c in self.consoles]
         context = child.InitContext(mountpoint, ttys, self.cgroup.payload_dirs(), self.seccomp)
-        self.init_pid = startup.start_init(self.plan, self.maps, self.cgroup, context,
+        intermediate = self._take_intermediate()
+        self.init_pid = startup.start_init(self.plan, self.maps, intermediate, context,
                                            self.faults, self.handshake_timeout,
                                            self._net_setup)  # fmt: skip
+
+    def _take_intermediate(self) -> early.Intermediate:
+        """The one begin() forked for the first start; a restart forks its own."""
+        begun, self.begun = self.begun, None
+        if begun is not None and begun.intermediate is not None:
+            return begun.intermediate
+        intermediate = early.fork_intermediate(self.plan, self.cgroup)
+        intermediate.join_cgroup()
+        return intermediate
 
     def _net_setup(self, init_pid: int) -> None:
         """Make the interfaces in init's network namespace: by the launcher, which waits
@@ -391,6 +403,9 @@ class Controller:
     def _teardown(self, final_reason: str | None) -> None:
         """Everything this supervisor holds: init, consoles, the socket; then the run's
         files and cgroup (runstate.teardown). Only a cgroup this start made is touched."""
+        if self.begun is not None and self.begun.intermediate is not None:
+            self.begun.intermediate.discard()  # the start failed before it was used
+        self.begun = None
         cgroup = self.cgroup if self.cgroup.owned else None
         if cgroup is not None:
             try:

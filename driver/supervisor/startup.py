@@ -1,8 +1,10 @@
-"""Start the container's processes: fork the intermediate child and walk it through
-the handshake (DESIGN.md §5, step 3) until init has exec'd the domain's init.
+"""Start the container's processes: walk the intermediate child (forked by
+supervisor/early.py) through the handshake (DESIGN.md §5, step 3) until init has
+exec'd the domain's init.
 
     supervisor                      intermediate / init
-    fork ────────────────────────▶  join cgroup, setns, unshare(CLONE_NEWUSER)
+    fork (supervisor/early.py) ──▶  join the cgroup
+    "context" (ttys, seccomp) ───▶  setns, unshare(CLONE_NEWUSER)
          ◀──────────── "userns"
     write uid_map, gid_map; copy the
     root and binds (idmapped or not)
@@ -31,26 +33,30 @@ if TYPE_CHECKING:
     from collections.abc import Callable, Sequence
     from typing import Any
 
+    from nsvirt.driver.supervisor.early import Intermediate
+
     NetSetup = Callable[[int], None]
     IdMaps = tuple[Sequence[Any], Sequence[Any]]
 
 
-def start_init(plan: Any, maps: IdMaps, cgroup: Any, context: child.InitContext,
+def start_init(plan: Any, maps: IdMaps, intermediate: Intermediate, context: child.InitContext,
                faults: Faults, timeout: float, net_setup: NetSetup) -> int:  # fmt: skip
-    """Fork and set up the container; return init's pid once it runs the domain's init.
-    `maps`: its user namespace's (uid map, gid map); `net_setup(init_pid)` makes the
-    interfaces while init waits (raises StartError)."""
+    """Walk the intermediate child (supervisor/early.py: forked, joining the cgroup)
+    through the start; return init's pid once it runs the domain's init. `maps`: its
+    user namespace's (uid map, gid map); `net_setup(init_pid)` makes the interfaces
+    while init waits (raises StartError)."""
+    # before init can exist: its parent, the intermediate, exits, and init must
+    # become our child, not the host's
     sc.prctl(sc.PR_SET_CHILD_SUBREAPER, 1, what="becoming a subreaper")
-    ours, theirs = sockets.socketpair()  # both CLOEXEC: init's exec closes its end
-    pid = os.fork()
-    if pid == 0:
-        ours.close()
-        child.intermediate(plan, theirs, cgroup, context)
-    theirs.close()
+    sock = intermediate.sock
     try:
-        return _handshake(plan, maps, ours, pid, faults, timeout, net_setup)
+        try:
+            context.send(sock)
+        except OSError:
+            pass  # it has failed (joining the cgroup): its error is on the socket
+        return _handshake(plan, maps, sock, intermediate.pid, faults, timeout, net_setup)
     finally:
-        ours.close()
+        sock.close()
 
 
 def _read(sock: sockets.Socket, timeout: float) -> str:
