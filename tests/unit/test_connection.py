@@ -186,3 +186,19 @@ def test_write_atomic_leaves_old_file_on_failure(
         files.write_atomic(target, b"new")
     assert target.read_bytes() == b"old"
     assert [p.name for p in tmp_path.iterdir()] == ["web.xml"]
+
+
+def test_a_run_states_uuid_is_read_again_when_the_file_changes(tmp_path: Path) -> None:
+    """The uuids of running domains are remembered by the state's bytes (the API
+    starts hundreds): a state rewritten in place, same size, names its new uuid."""
+    state = tmp_path / "d.json"
+    state.write_text(f'{{"name": "d", "uuid": "{UUID_A}"}}')
+    assert connection._state_uuid(str(state)) == UUID_A
+    assert connection._state_uuid(str(state)) == UUID_A  # remembered
+    with open(state, "r+") as f:  # same inode, same size
+        f.write(f'{{"name": "d", "uuid": "{UUID_B}"}}')
+    assert connection._state_uuid(str(state)) == UUID_B
+    state.write_text("{broken")
+    assert connection._state_uuid(str(state)) is None
+    state.unlink()
+    assert connection._state_uuid(str(state)) is None
