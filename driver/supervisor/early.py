@@ -94,7 +94,7 @@ def _intermediate(plan: Any, sock: sockets.Socket, cgroup: CgroupBackend) -> NoR
 
         if protocol.read_line(sock, None) != b"cgroup\n":
             os._exit(1)  # EOF: the supervisor gave up on this start, or died
-        cgroup.attach(os.getpid())  # init inherits the cgroup from here
+        cgroup.attach_self()  # one thread, as any fork: init inherits the cgroup from here
         child.intermediate(plan, sock)
     except BaseException as e:
         try:

@@ -192,6 +192,14 @@ class V1Cgroup:
         for ctrl in self._dirs():
             self._write(ctrl, "cgroup.procs", pid, PAYLOAD)
 
+    def attach_self(self) -> None:
+        """Move the calling process, which must have one thread (a fresh fork): "0" in
+        `tasks` moves the caller's thread, and the kernel (since 5.19) then skips its
+        global threadgroup lock, whose first write waits an RCU grace period (5–16 ms
+        measured here; this takes 0.4 ms)."""
+        for ctrl in self._dirs():
+            self._write(ctrl, "tasks", 0, PAYLOAD)
+
     def pids(self) -> list[int]:
         """Every process of the container, in its cgroup or below it, any hierarchy."""
         found: set[int] = set()

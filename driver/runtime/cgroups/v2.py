@@ -170,6 +170,10 @@ class V2Cgroup:
     def attach(self, pid: int) -> None:
         self._write("cgroup.procs", pid, self.payload)
 
+    def attach_self(self) -> None:
+        """Move the calling process (v2 has no per-thread move outside threaded cgroups)."""
+        self.attach(os.getpid())
+
     def pids(self) -> list[int]:
         """Every process of the container, in its leaf or in cgroups it made below."""
         return sorted(subtree_pids(self.leaf))
