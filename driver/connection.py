@@ -31,6 +31,7 @@ from nsvirt.driver.state.layout import Paths
 
 if TYPE_CHECKING:  # the model costs ~20 ms to import: one-shot `list` does without it
     from nsvirt.driver.domxml import model as m
+    from nsvirt.driver.launch.spare import Spare
 
 DEFAULT_URI = "lxc:///system"
 
@@ -70,6 +71,8 @@ class Connection:
         self.uri = uri
         self.paths = paths
         self.readonly = readonly
+        # a one-shot command's spare supervisor (launch/spare.py), for its next start
+        self.spare: Spare | None = None
 
     def __repr__(self) -> str:
         return f"<Connection {self.uri}{' (read-only)' if self.readonly else ''}>"

@@ -55,10 +55,11 @@ class Lifecycle:
         facts = hostfacts.detect()
         launch_plan = plan.build(dom, facts, partition=self.conn.partition_for(dom), join=join,
                                  bridges=bridges)  # fmt: skip
+        spare, self.conn.spare = self.conn.spare, None
         try:
             info = launcher.launch(self.conn.paths.names, launch_plan.to_json(),
-                                   persistent=persistent,
-                                   interfaces=launch_plan.interfaces)  # fmt: skip
+                                   persistent=persistent, interfaces=launch_plan.interfaces,
+                                   spare=spare)  # fmt: skip
         except launcher.StartFailed as e:
             raise InternalError(str(e)) from None
         try:

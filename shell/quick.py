@@ -366,6 +366,50 @@ def _start(names: Layout, args: list[str], quiet: bool, readonly: bool) -> str |
     return "" if quiet else f"Domain '{name}' started\n\n"
 
 
+def _from_file(verb: str) -> Handler:
+    """`define FILE` and `create FILE`: the driver's define_xml or create_xml, without
+    the full shell's command table and argparse (~12 ms). Any option: the full shell."""
+
+    def handler(names: Layout, args: list[str], quiet: bool, readonly: bool) -> str | None:
+        if len(args) == 2 and args[0] == "--file":
+            args = args[1:]
+        if readonly or len(args) != 1 or args[0].startswith("-"):
+            raise _Fallback
+        spare = None
+        if verb == "create" and not entries(names.under(RUN_DIR), ".sock"):
+            # no supervisor serves (none to fork the new one): a spare, forked before the
+            # XML stack is loaded (it stays small), loads the supervisor's code meanwhile
+            from nsvirt.driver.launch import spare as spares
+
+            spare = spares.fork()
+        try:
+            from nsvirt.driver import connect, domxml
+
+            path = args[0]
+            data = domxml.read_file(path)  # DriverError: the full shell reads it, says why
+            conn = connect(_uri(names))
+            conn.spare = spare
+            try:
+                load = conn.define_xml if verb == "define" else conn.create_xml
+                dom = load(data, source=path)
+            except Exception as e:
+                from nsvirt.shell.report import CommandFailed, error_lines
+
+                failed = CommandFailed(f"Failed to {verb} domain from {path}", e)
+                raise Failed(*error_lines(failed)) from None
+        finally:
+            if spare is not None:
+                spare.discard()  # unused (the start failed early, or a donor forked it)
+        done = "defined" if verb == "define" else "created"
+        return "" if quiet else f"Domain '{dom.name}' {done} from {path}\n\n"
+
+    return handler
+
+
+def _uri(names: Layout) -> str:
+    return "lxc:///system" if names.root == "/" else f"lxc:///embed?root={names.root}"
+
+
 def _write_live(names: Layout, name: str, text: bytes, found: dict[str, object],
                 supervisor: int) -> bool:  # fmt: skip
     """The live XML, and its compiled form from the definition's (the same fields)."""
@@ -384,8 +428,7 @@ def _live_by_driver(names: Layout, name: str, info: dict) -> None:
     be written: one nobody could see must not run on)."""
     from nsvirt.driver import connect
 
-    uri = "lxc:///system" if names.root == "/" else f"lxc:///embed?root={names.root}"
-    dom = connect(uri).lookup_by_name(name)
+    dom = connect(_uri(names)).lookup_by_name(name)
     try:
         dom._write_live_xml(dom.definition(inactive=True), info["pid"], info["consoles"],
                             info.get("interfaces", []), info.get("containment"))  # fmt: skip
@@ -441,6 +484,8 @@ COMMANDS: dict[str, Handler] = {
     "dumpxml": _dumpxml,
     "undefine": _undefine,
     "start": _start,
+    "define": _from_file("define"),
+    "create": _from_file("create"),
     "suspend": _request("suspend", "Domain '{}' suspended"),
     "resume": _request("resume", "Domain '{}' resumed"),
     "shutdown": _request(

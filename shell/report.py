@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import traceback
 from typing import TextIO
 
 from nsvirt.driver.errors import DriverError, NoDomainError
@@ -23,6 +22,18 @@ class CommandFailed(Exception):
 
 def report(exc: BaseException, err: TextIO, debug: bool = False) -> int:
     """Print the error as virsh would, on `err`; return the exit status (1)."""
+    for line in error_lines(exc):
+        print(f"error: {line}", file=err)
+    if debug:
+        import traceback
+
+        cause = exc.cause if isinstance(exc, CommandFailed) else exc
+        traceback.print_exception(cause, file=err)
+    return 1
+
+
+def error_lines(exc: BaseException) -> list[str]:
+    """What follows `error: ` on each of virsh's lines for this exception."""
     lines: list[str] = []
     cause = exc
     if isinstance(exc, CommandFailed):
@@ -37,8 +48,4 @@ def report(exc: BaseException, err: TextIO, debug: bool = False) -> int:
         lines.append(f"{cause.filename}: {cause.strerror}")
     else:  # a bug: still one line and exit 1; --debug adds the traceback
         lines.append(f"internal error: {cause!r}")
-    for line in lines:
-        print(f"error: {line}", file=err)
-    if debug:
-        traceback.print_exception(cause, file=err)
-    return 1
+    return lines

@@ -27,6 +27,7 @@ if TYPE_CHECKING:  # the one-shot start uses this module: no typing, no model
     from typing import Any
 
     from nsvirt.driver.launch.plan import NetIface
+    from nsvirt.driver.launch.spare import Spare
     from nsvirt.driver.state.names import Layout
 
 BOOT = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
@@ -57,12 +58,13 @@ def start_timeout(config: SupervisorConfig) -> float:
 
 
 def launch(paths: Layout, plan_json: str, *, persistent: bool, interfaces: Sequence[NetIface] = (),
-           fork_here: bool = False) -> dict[str, Any]:  # fmt: skip
+           fork_here: bool = False, spare: Spare | None = None) -> dict[str, Any]:  # fmt: skip
     """Start the supervisor of a launch plan (LaunchPlan.to_json()); return its
     handshake ({"pid", "init_pid", "consoles", ...}). `interfaces`: the plan's, to
-    make from here when init asks. `fork_here`: with no running supervisor to fork
-    it, this process forks it (the one-shot nsvirsh: small, one thread) instead of
-    starting a new interpreter."""
+    make from here when init asks. With no running supervisor to fork it, it is
+    `spare` (launch/spare.py, forked by a one-shot command at its start; used up or
+    discarded here), or with `fork_here` this process forks it (the one-shot
+    nsvirsh: small, one thread), else a new interpreter starts it."""
     paths.ensure()
     plan = jsonlite.loads(plan_json)
     name = plan["name"]  # type: ignore[index]
@@ -75,10 +77,14 @@ def launch(paths: Layout, plan_json: str, *, persistent: bool, interfaces: Seque
     log_fd = os.open(paths.log(name), os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o600)
     try:
         attempt = _from_running(paths, config, log_fd)
+        if attempt is None and spare is not None:
+            attempt = _from_spare(spare, config, log_fd, name)
         if attempt is None:
             attempt = (_fork_here if fork_here else _fresh)(config, log_fd, name)
     finally:
         os.close(log_fd)
+        if spare is not None:
+            spare.discard()  # a donor forked it after all: the spare exits
     made: list[dict[str, Any]] = []  # the interfaces this start made
     try:
         if not attempt.go_sent:
@@ -216,6 +222,15 @@ def _fresh(config: SupervisorConfig, log_fd: int, name: str) -> _Attempt:
         ours.close()
         raise InternalError(f"the supervisor of '{name}' did not start")
     return _Attempt(ours, hello)
+
+
+def _from_spare(spare: Spare, config: SupervisorConfig, log_fd: int, name: str) -> _Attempt:
+    ours = spare.hand(config.to_json(), log_fd)
+    hello = _read_hello(ours, FRESH_HELLO_TIMEOUT)
+    if hello is None:
+        ours.close()
+        raise InternalError(f"the supervisor of '{name}' did not start")
+    return _Attempt(ours, hello, go_sent=True)
 
 
 def _fork_here(config: SupervisorConfig, log_fd: int, name: str) -> _Attempt:

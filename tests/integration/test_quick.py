@@ -175,3 +175,61 @@ def test_start_from_the_prepared_launch(two: Connection, monkeypatch) -> None:
     monkeypatch.setattr(hostprobe, "probe", lambda: {**real, "kernel": "another"})
     assert quick.run(["-c", two.uri, "start", "db"]) is None  # the driver's start, then
     assert quick.run(["-c", two.uri, "start", "web"]) is None  # already running: the driver says
+
+
+def _processes_running(marker: str) -> list[int]:
+    """Pids whose command line contains `marker` (a test's own temporary path)."""
+    found = []
+    for pid in os.listdir("/proc"):
+        try:
+            with open(f"/proc/{pid}/cmdline", "rb") as f:
+                if marker.encode() in f.read():
+                    found.append(int(pid))
+        except (OSError, ValueError):
+            pass
+    return found
+
+
+def _gone(marker: str) -> bool:
+    import time
+
+    deadline = time.monotonic() + 5
+    while _processes_running(marker) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    return _processes_running(marker) == []
+
+
+def _nsvirsh(conn: Connection, *words: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "nsvirt.shell", "-c", conn.uri, *words],
+                          capture_output=True, text=True, timeout=60)  # fmt: skip
+
+
+def test_define_and_create_from_a_file(conn: Connection, rootfs: Path, tmp_path: Path) -> None:
+    """`define FILE` and `create FILE` on the fast path print what the full shell prints,
+    errors included; create's spare supervisor (launch/spare.py) becomes the domain's
+    supervisor, and is gone when the start fails or nothing was started."""
+    good = tmp_path / "spare-good.xml"
+    good.write_text(domain_xml("spare", rootfs))
+    bad = tmp_path / "spare-bad.xml"
+    bad.write_text(domain_xml("spare", rootfs).replace("<memory", "<nomemory", 1))
+    broken = tmp_path / "spare-broken.xml"
+    broken.write_text(domain_xml("spare", rootfs, init="/no/such/init"))
+    for verb in ("define", "create"):
+        fast, full = _nsvirsh(conn, verb, str(bad)), _nsvirsh(conn, f"{verb} {bad}")
+        assert fast.returncode == full.returncode == 1
+        assert fast.stderr == full.stderr
+        assert fast.stderr.startswith(f"error: Failed to {verb} domain from {bad}\nerror: ")
+    marker = str(tmp_path)  # in the spare's command line: the one nsvirsh was run with
+    proc = _nsvirsh(conn, "create", str(broken))
+    assert proc.returncode == 1 and "/no/such/init" in proc.stderr, proc.stderr
+    assert _gone(marker)  # the unused spare exits once it sees the command's end
+    proc = _nsvirsh(conn, "create", str(good))
+    assert proc.stdout == f"Domain 'spare' created from {good}\n\n", proc.stderr
+    dom = conn.lookup_by_name("spare")
+    assert _processes_running(marker) == [dom.id]  # the spare is the supervisor
+    dom.destroy()
+    assert _gone(marker)  # the supervisor exits after it has answered
+    proc = _nsvirsh(conn, "define", str(good))
+    assert proc.stdout == f"Domain 'spare' defined from {good}\n\n", proc.stderr
+    assert _processes_running(marker) == []  # define forks no spare
+    conn.lookup_by_name("spare").undefine()
