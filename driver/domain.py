@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import contextlib
 import os
-from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -28,6 +27,7 @@ from nsvirt.driver.errors import (
 )
 from nsvirt.driver.lifecycle import Lifecycle
 from nsvirt.driver.netops import Interfaces
+from nsvirt.driver.records import Record, replace
 from nsvirt.driver.state import files, runstate
 from nsvirt.driver.state.runstate import RunState
 from nsvirt.driver.state.states import DomainState
@@ -37,8 +37,7 @@ if TYPE_CHECKING:  # the model costs ~20 ms to import: one-shot `list` does with
     from nsvirt.driver.domxml import model as m
 
 
-@dataclass(frozen=True, slots=True)
-class DomainInfo:
+class DomainInfo(Record):
     state: DomainState
     max_memory: int  # KiB
     memory: int  # KiB in use (the current balloon for an inactive domain)

@@ -9,10 +9,10 @@ network namespace (network/rtnl.py); the host side through one made here.
 from __future__ import annotations
 
 import socket
-from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
 from nsvirt.driver.errors import InvalidArgument, OperationFailed, OperationInvalid, Unsupported
+from nsvirt.driver.records import replace
 from nsvirt.driver.state import files
 
 if TYPE_CHECKING:

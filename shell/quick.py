@@ -5,8 +5,10 @@ Scripts run nsvirsh once per command, so one process's start is nsvirt's speed
 (docs/performance.md): cmd2, argparse, lxml, xmlschema, pyroute2, dataclasses,
 typing, pathlib, json, enum and re are never imported here. `run` answers `list`,
 `dominfo`, `domstate`, `domid`, `domuuid`, `domname`, `dumpxml`, `undefine`,
-`start`, `suspend`, `resume`, `shutdown` and `destroy` in their common forms. For anything
-else it returns None and the full shell (shell/oneshot.py) runs the same words:
+`start`, `suspend`, `resume`, `shutdown` and `destroy` in their common forms, and
+`define FILE` and `create FILE` through the driver (which loads the XML stack, but
+not the full shell's command table and argparse). For anything else it returns
+None and the full shell (shell/oneshot.py) runs the same words:
 an option it does not know, a name it does not find, a file it cannot trust as
 it is (a definition nsvirt did not write, a missing or stale compiled form, a run
 that needs recovery), any error. It prints nothing before it knows it can answer,

@@ -10,10 +10,10 @@ from __future__ import annotations
 import os
 import re
 import uuid as uuidlib
-from dataclasses import replace
 
 from nsvirt.driver.domxml import model as m
 from nsvirt.driver.errors import OperationFailed
+from nsvirt.driver.records import replace
 
 # Guest arches an exe container can run on each host arch (libvirt's capabilities).
 COMPAT_ARCHES = {

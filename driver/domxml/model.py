@@ -8,9 +8,8 @@ not interpret (`<metadata>` children, `<cpu>`) is held as serialised text.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field, replace
-
 from nsvirt.driver.domxml.capabilities import LIBVIRT_CAPS
+from nsvirt.driver.records import Record, factory, replace
 
 # capability names <features><capabilities> knows, in the order libvirt writes them
 CAPABILITIES = LIBVIRT_CAPS
@@ -26,23 +25,20 @@ LXC_NS = "http://libvirt.org/schemas/domain/lxc/1.0"
 NSVIRT_NS = "https://nsvirt.dev/xmlns/domain/1.0"
 
 
-@dataclass(frozen=True, slots=True)
-class IdMap:
+class IdMap(Record):
     start: int  # first id inside the container
     target: int  # first id on the host
     count: int
 
 
-@dataclass(frozen=True, slots=True)
-class IpAddress:
+class IpAddress(Record):
     address: str
     family: str  # ipv4 | ipv6, derived from the address when not given
     prefix: int | None = None
     peer: str | None = None
 
 
-@dataclass(frozen=True, slots=True)
-class Route:
+class Route(Record):
     address: str
     gateway: str
     family: str | None = None
@@ -51,8 +47,7 @@ class Route:
     metric: int | None = None
 
 
-@dataclass(frozen=True, slots=True)
-class Filesystem:
+class Filesystem(Record):
     type: str  # mount | bind | block | file | ram | template
     target: str
     source: str | None = None  # dir, file, dev or template name; None for ram
@@ -64,8 +59,7 @@ class Filesystem:
     driver_wrpolicy: str | None = None
 
 
-@dataclass(frozen=True, slots=True)
-class Disk:
+class Disk(Record):
     type: str  # file | block
     target_dev: str
     device: str = "disk"
@@ -77,8 +71,7 @@ class Disk:
     shareable: bool = False
 
 
-@dataclass(frozen=True, slots=True)
-class Interface:
+class Interface(Record):
     type: str  # network | bridge | ethernet | direct
     mac: str | None  # None until define generates one (domxml/defaults.py)
     source: str | None = None  # network name, bridge name or direct's host device
@@ -95,8 +88,7 @@ class Interface:
     mtu: int | None = None
 
 
-@dataclass(frozen=True, slots=True)
-class Hostdev:
+class Hostdev(Record):
     mode: str  # capabilities | subsystem
     type: str  # storage | misc | net | usb
     source: str | None = None  # block or char device path, or host interface name
@@ -111,8 +103,7 @@ class Hostdev:
     shareable: bool = False
 
 
-@dataclass(frozen=True, slots=True)
-class CharDevice:
+class CharDevice(Record):
     """A `<console>` or `<serial>`; LXC offers pty only."""
 
     port: int
@@ -121,8 +112,7 @@ class CharDevice:
     alias: str | None = None  # live only
 
 
-@dataclass(frozen=True, slots=True)
-class BlkioDevice:
+class BlkioDevice(Record):
     path: str
     weight: int | None = None
     read_iops_sec: int | None = None
@@ -131,30 +121,26 @@ class BlkioDevice:
     write_bytes_sec: int | None = None
 
 
-@dataclass(frozen=True, slots=True)
-class MemTune:
+class MemTune(Record):
     hard_limit: int | None = None
     soft_limit: int | None = None
     min_guarantee: int | None = None
     swap_hard_limit: int | None = None
 
 
-@dataclass(frozen=True, slots=True)
-class CpuTune:
+class CpuTune(Record):
     shares: int | None = None
     period: int | None = None
     quota: int | None = None
 
 
-@dataclass(frozen=True, slots=True)
-class NumaTune:
+class NumaTune(Record):
     mode: str = "strict"
     placement: str | None = None
     nodeset: str | None = None  # canonical cpuset text
 
 
-@dataclass(frozen=True, slots=True)
-class Os:
+class Os(Record):
     arch: str | None = None
     init: str | None = None
     initargs: tuple[str, ...] = ()
@@ -164,8 +150,7 @@ class Os:
     initgroup: str | None = None
 
 
-@dataclass(frozen=True, slots=True)
-class Clock:
+class Clock(Record):
     offset: str = "utc"
     adjustment: str | None = None
     timezone: str | None = None
@@ -173,8 +158,7 @@ class Clock:
     start: int | None = None
 
 
-@dataclass(frozen=True, slots=True)
-class Seclabel:
+class Seclabel(Record):
     type: str | None = None
     model: str | None = None
     relabel: str | None = None
@@ -183,8 +167,7 @@ class Seclabel:
     baselabel: str | None = None
 
 
-@dataclass(frozen=True, slots=True)
-class SharedNamespace:
+class SharedNamespace(Record):
     """`<lxc:shareNS type='netns|name|pid' value='...'/>`."""
 
     kind: str  # net | ipc | uts
@@ -192,8 +175,7 @@ class SharedNamespace:
     value: str
 
 
-@dataclass(frozen=True, slots=True)
-class Devices:
+class Devices(Record):
     emulator: str | None = None
     filesystems: tuple[Filesystem, ...] = ()
     disks: tuple[Disk, ...] = ()
@@ -203,8 +185,7 @@ class Devices:
     hostdevs: tuple[Hostdev, ...] = ()
 
 
-@dataclass(frozen=True, slots=True)
-class Containment:
+class Containment(Record):
     """nsvirt's own containment settings, in <metadata><nsvirt:config>."""
 
     privileged: bool = False  # <nsvirt:privileged/>: no user namespace (libvirt's default)
@@ -213,8 +194,7 @@ class Containment:
     seccomp_allow: tuple[str, ...] = ()  # <nsvirt:seccomp allow='…'/>: not denied after all
 
 
-@dataclass(frozen=True, slots=True)
-class LiveIdmap:
+class LiveIdmap(Record):
     """The host ids a run of a default (unprivileged) domain was given: live XML only."""
 
     uid: int  # the host uid of the container's root
@@ -222,8 +202,7 @@ class LiveIdmap:
     count: int
 
 
-@dataclass(frozen=True, slots=True)
-class DomainDef:
+class DomainDef(Record):
     name: str
     uuid: str | None  # lower-case, dashed; None until define generates one
     memory: int  # KiB
@@ -233,7 +212,7 @@ class DomainDef:
     description: str | None = None
     metadata: tuple[tuple[str, str], ...] = ()  # (namespace, element serialised verbatim)
     pids_max: int | None = None  # nsvirt:config/nsvirt:pids/@max
-    containment: Containment = field(default_factory=Containment)
+    containment: Containment = factory(Containment)
     live_idmap: LiveIdmap | None = None  # nsvirt:config/nsvirt:userns, live only
     max_memory: int | None = None  # KiB
     max_memory_slots: int | None = None
@@ -253,11 +232,11 @@ class DomainDef:
     cap_policy: str | None = None  # None: no <capabilities> element
     cap_states: tuple[tuple[str, bool], ...] = ()  # in CAPABILITIES order
     cpu_xml: str | None = None  # accepted, kept, ignored
-    clock: Clock = field(default_factory=Clock)
+    clock: Clock = factory(Clock)
     on_poweroff: str = "destroy"
     on_reboot: str = "restart"
     on_crash: str = "destroy"
-    devices: Devices = field(default_factory=Devices)
+    devices: Devices = factory(Devices)
     seclabels: tuple[Seclabel, ...] = ()
     shared_namespaces: tuple[SharedNamespace, ...] = ()
     id: int | None = None  # live only: the supervisor's pid

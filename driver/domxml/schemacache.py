@@ -15,7 +15,6 @@ else $XDG_CACHE_HOME (or ~/.cache)/nsvirt/schemas.
 from __future__ import annotations
 
 import os
-import pickle
 import stat
 import sys
 
@@ -57,6 +56,8 @@ def _private(st: os.stat_result) -> bool:
 
 def load(schema_dir: str, name: str, build: Callable[[], Any]) -> Any:
     """The schema `name` of `schema_dir`: from the cache, or built (and cached)."""
+    import pickle  # only here: the fast pre-check's table is JSON (fastcheck.py)
+
     if cache_dir() is None:
         return build()
     file = f"{name}-{key(schema_dir)}.pickle"

@@ -19,11 +19,11 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable
-from dataclasses import dataclass
 
 from nsvirt.driver.domxml import model as m
 from nsvirt.driver.errors import Unsupported
 from nsvirt.driver.launch.hostfacts import HostFacts
+from nsvirt.driver.records import Record
 
 AUTO_ID_COUNT = 65536  # ids 0-65535 inside: what a distribution's users and groups need
 
@@ -50,8 +50,7 @@ IDMAPPED_MOUNTS_SINCE = (5, 12)  # mount_setattr(MOUNT_ATTR_IDMAP)
 FILTER_ARCHES = ("x86_64", "aarch64")  # runtime/seccomp.py's tables (a unit test checks)
 
 
-@dataclass(frozen=True, slots=True)
-class Containment:
+class Containment(Record):
     mode: str  # unprivileged | idmap | privileged
     why: str  # one sentence for dominfo --json and nsvirt-xml-validate --explain
     auto_ids: int  # host ids to allocate at start (0: none, or the <idmap>'s)

@@ -6,15 +6,13 @@ the resulting HostFacts as data, so tests can build their own.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-
 from nsvirt.driver.launch import hostprobe
+from nsvirt.driver.records import Record, factory
 
 
-@dataclass(frozen=True, slots=True)
-class HostFacts:
+class HostFacts(Record):
     cgroup_mode: str  # the backend: "v1" | "v2" (a hybrid host's controllers are v1)
-    cgroup_mounts: dict[str, str] = field(default_factory=dict)  # v1: controller -> mount
+    cgroup_mounts: dict[str, str] = factory(dict)  # v1: controller -> mount
     cgroup2_mount: str = ""  # v2: the cgroup2 mount point
     cpus_online: frozenset[int] = frozenset({0})
     arch: str = "x86_64"

@@ -8,7 +8,6 @@ because a supervisor may outlive an upgrade of the package.
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, field, fields, is_dataclass
 
 from nsvirt.driver.domxml import model as m
 from nsvirt.driver.domxml.capabilities import ALL_CAPS
@@ -17,6 +16,7 @@ from nsvirt.driver.domxml.units import format_cpuset, parse_cpuset
 from nsvirt.driver.errors import Unsupported
 from nsvirt.driver.launch import containment
 from nsvirt.driver.launch.hostfacts import HostFacts
+from nsvirt.driver.records import Record, factory
 
 PLAN_FORMAT = 2
 
@@ -53,8 +53,7 @@ DEFAULT_INIT = "/sbin/init"
 DEFAULT_PATH = "/bin:/usr/bin"
 
 
-@dataclass(frozen=True, slots=True)
-class MountOp:
+class MountOp(Record):
     """One step of building the container's filesystem tree, in order.
 
     kind: bind | tmpfs | proc | sysfs | devpts | mqueue | cgroups | mask | readonly
@@ -68,16 +67,14 @@ class MountOp:
     idmapped: bool = False  # a bind shown through an idmapped mount (the supervisor makes it)
 
 
-@dataclass(frozen=True, slots=True)
-class DeviceRule:
+class DeviceRule(Record):
     type: str  # c | b | a
     major: int | None  # None: any
     minor: int | None
     access: str  # any of r, w, m
 
 
-@dataclass(frozen=True, slots=True)
-class DevNode:
+class DevNode(Record):
     name: str  # under /dev
     type: str
     major: int
@@ -85,23 +82,20 @@ class DevNode:
     mode: int = 0o666
 
 
-@dataclass(frozen=True, slots=True)
-class NetAddr:
+class NetAddr(Record):
     address: str
     prefix: int
     peer: str | None = None
 
 
-@dataclass(frozen=True, slots=True)
-class NetRoute:
+class NetRoute(Record):
     dest: str
     prefix: int
     gateway: str
     metric: int | None = None
 
 
-@dataclass(frozen=True, slots=True)
-class NetIface:
+class NetIface(Record):
     """One interface as network/attach.py makes it (a `network` resolved to its bridge)."""
 
     type: str  # bridge | network | ethernet | direct
@@ -120,8 +114,7 @@ class NetIface:
     host_routes: tuple[NetRoute, ...] = ()
 
 
-@dataclass(frozen=True, slots=True)
-class Limits:
+class Limits(Record):
     """Cgroup settings, backend-neutral (each backend maps them to its files)."""
 
     memory_limit: int | None = None  # bytes
@@ -136,8 +129,7 @@ class Limits:
     pids_max: int | None = None
 
 
-@dataclass(frozen=True, slots=True)
-class LaunchPlan:
+class LaunchPlan(Record):
     name: str
     uuid: str
     hostname: str | None  # None: the UTS namespace is shared
@@ -176,7 +168,7 @@ class LaunchPlan:
     on_crash: str
     shutdown_signal: str
     format: int = PLAN_FORMAT
-    facts: dict = field(default_factory=dict)
+    facts: dict = factory(dict)
 
     def to_json(self) -> str:
         return json.dumps(_plain(self), sort_keys=True)
@@ -211,9 +203,9 @@ def _iface(d: dict) -> NetIface:
 
 
 def _plain(value: object) -> object:
-    """Dataclasses to dicts, tuples to lists (dataclasses.asdict deep-copies: 5x slower)."""
-    if is_dataclass(value):
-        return {f.name: _plain(getattr(value, f.name)) for f in fields(value)}
+    """Records to dicts, tuples to lists."""
+    if isinstance(value, Record):
+        return {name: _plain(getattr(value, name)) for name in value._fields}
     if isinstance(value, tuple | list):
         return [_plain(v) for v in value]
     if isinstance(value, dict):

@@ -12,7 +12,6 @@ import subprocess
 import sys
 import tempfile
 from collections.abc import Iterator
-from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -23,6 +22,7 @@ from nsvirt.driver.domxml import defaults, parser
 from nsvirt.driver.errors import Unsupported, XMLValidationError
 from nsvirt.driver.launch import containment, plan
 from nsvirt.driver.launch.hostfacts import HostFacts
+from nsvirt.driver.records import replace
 from nsvirt.driver.runtime import seccomp
 from nsvirt.driver.state import idranges
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -12,6 +11,7 @@ from nsvirt.driver import domxml
 from nsvirt.driver.errors import Unsupported
 from nsvirt.driver.launch import plan
 from nsvirt.driver.launch.hostfacts import HostFacts
+from nsvirt.driver.records import replace
 from nsvirt.driver.runtime.cgroups import rule_text
 from nsvirt.driver.supervisor import planview
 from tests.conftest import EXAMPLES

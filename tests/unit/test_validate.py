@@ -4,13 +4,13 @@ accepts, and one it refuses with its XPath and reason. Pure: models built in cod
 from __future__ import annotations
 
 import inspect
-from dataclasses import replace
 
 import pytest
 
 from nsvirt.driver.domxml import model as m
 from nsvirt.driver.domxml import validate
 from nsvirt.driver.errors import ConfigError
+from nsvirt.driver.records import replace
 
 BASE = m.DomainDef(name="web", uuid=None, memory=65536, current_memory=65536, os=m.Os())
 
