@@ -11,12 +11,12 @@ from __future__ import annotations
 
 import contextlib
 import os
-import uuid as uuidlib
 from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
 from urllib.parse import parse_qs, urlsplit
 
+from nsvirt.driver import uuids
 from nsvirt.driver.domain import Domain
 from nsvirt.driver.errors import (
     DriverError,
@@ -246,7 +246,7 @@ class Connection:
 
     def lookup_by_uuid(self, uuid: str) -> Domain:
         try:
-            wanted = str(uuidlib.UUID(uuid))
+            wanted = uuids.canonical(uuid)
         except ValueError:
             raise NoDomainError(
                 uuid, f"Domain not found: no domain with matching uuid '{uuid}'"

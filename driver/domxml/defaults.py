@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import os
 import re
-import uuid as uuidlib
 
+from nsvirt.driver import uuids
 from nsvirt.driver.domxml import model as m
 from nsvirt.driver.errors import OperationFailed
 from nsvirt.driver.records import replace
@@ -56,7 +56,7 @@ def at_define(dom: m.DomainDef, host_arch: str, uuid: str | None = None) -> m.Do
     return replace(
         dom,
         live_idmap=None,  # a run's, as libvirt's define drops live state
-        uuid=dom.uuid or uuid or str(uuidlib.uuid4()),
+        uuid=dom.uuid or uuid or uuids.new(),
         os=dom.os if dom.os.arch is not None else replace(dom.os, arch=host_arch),
         devices=replace(dom.devices, interfaces=interfaces),
     )

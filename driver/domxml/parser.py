@@ -9,16 +9,14 @@ give the same DomainDef. What define adds (uuid, MACs, arch) is domxml/defaults.
 from __future__ import annotations
 
 import functools
-import ipaddress
 import os
 import re
-import uuid as uuidlib
 from collections.abc import Callable
-from pathlib import Path
 from typing import TYPE_CHECKING
 
 from lxml import etree
 
+from nsvirt.driver import uuids
 from nsvirt.driver.domxml import MAX_BYTES, units
 from nsvirt.driver.domxml import model as m
 from nsvirt.driver.errors import ConfigError, XMLSyntaxError, XMLValidationError
@@ -35,11 +33,11 @@ NAMESPACES = {"lxc": m.LXC_NS, "nsvirt": m.NSVIRT_NS}
 _PREFIXES = {uri: prefix for prefix, uri in NAMESPACES.items()}
 
 
-def _schema_dir() -> Path:
+def _schema_dir() -> str:
     """Find the XSD files: package data when installed, the source tree otherwise."""
     from nsvirt import schemas  # a plain package directory (importlib.resources: ~3 ms)
 
-    return Path(os.path.dirname(os.path.abspath(schemas.__file__)))
+    return os.path.dirname(os.path.abspath(schemas.__file__))
 
 
 @functools.cache
@@ -394,10 +392,10 @@ def _uuid(el: etree._Element | None) -> str | None:
     if el is None:
         return None  # define gives it one (domxml/defaults.py)
     text = (el.text or "").strip()
-    value = uuidlib.UUID(hex=text)
-    if value.int == 0:
+    value = uuids.canonical(text)
+    if value == "00000000-0000-0000-0000-000000000000":
         raise ConfigError("the all-zero uuid is not allowed", path="/domain/uuid")
-    return str(value)
+    return value
 
 
 def _cpuset(text: str | None, path: str) -> str | None:
@@ -620,6 +618,8 @@ def _disk(el: etree._Element) -> m.Disk:
 
 
 def _ip(el: etree._Element) -> m.IpAddress:
+    import ipaddress  # only for domains with addresses (~1 ms)
+
     addr = ipaddress.ip_address(el.get("address"))
     peer = el.get("peer")
     return m.IpAddress(
@@ -631,6 +631,8 @@ def _ip(el: etree._Element) -> m.IpAddress:
 
 
 def _route(el: etree._Element) -> m.Route:
+    import ipaddress
+
     return m.Route(
         family=el.get("family"),
         address=str(ipaddress.ip_address(el.get("address"))),
