@@ -8,7 +8,6 @@ to start, not here.
 
 from __future__ import annotations
 
-import ipaddress
 import posixpath
 import unicodedata
 from collections.abc import Callable, Sequence
@@ -16,6 +15,10 @@ from collections.abc import Callable, Sequence
 from nsvirt.driver.domxml.model import DomainDef, IdMap, IpAddress, Route
 from nsvirt.driver.domxml.netaddr import address_prefix
 from nsvirt.driver.errors import ConfigError
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    import ipaddress
 
 MAX_NAME_BYTES = 64  # the name becomes the container's hostname
 
@@ -218,11 +221,15 @@ def check_interface_names(d: DomainDef) -> None:
 
 
 def _networks(ips: Sequence[IpAddress]) -> list[ipaddress.IPv4Network | ipaddress.IPv6Network]:
+    import ipaddress  # only for domains with addresses (~1 ms)
+
     return [ipaddress.ip_interface(f"{ip.address}/{address_prefix(ip.address, ip.prefix)}").network
             for ip in ips]  # fmt: skip
 
 
 def _check_ips(ips: Sequence[IpAddress], path: str) -> None:
+    import ipaddress
+
     for k, ip in enumerate(ips, 1):
         version = ipaddress.ip_address(ip.address).version
         if ip.family != f"ipv{version}":
@@ -234,6 +241,8 @@ def _check_ips(ips: Sequence[IpAddress], path: str) -> None:
 
 
 def _check_gateways(ips: Sequence[IpAddress], routes: Sequence[Route], path: str) -> None:
+    import ipaddress
+
     subnets = _networks(ips)
     peers = {ip.peer for ip in ips if ip.peer}
     for k, route in enumerate(routes, 1):
