@@ -41,7 +41,8 @@ def kill_and_wait(pid: int, start: int, timeout: float = 10.0) -> None:
     no cooperation) and wait, at most `timeout` seconds, until it is gone. A pid
     reused by another process is left alone."""
     import _signal as signal  # without its enums (~3 ms)
-    import select
+
+    from nsvirt.driver.runtime import sockets
 
     fd = open_pidfd(pid)
     if fd is None:
@@ -51,7 +52,7 @@ def kill_and_wait(pid: int, start: int, timeout: float = 10.0) -> None:
         if stat is None or stat.start_time != start or stat.state == "Z":
             return
         signal.pidfd_send_signal(fd, signal.SIGKILL)
-        select.select([fd], [], [], timeout)
+        sockets.wait_readable([fd], timeout)
     except ProcessLookupError:
         pass
     finally:
@@ -73,13 +74,13 @@ def open_pidfd(pid: int) -> int | None:
 
 def wait_gone(pid: int, timeout: float) -> bool:
     """Wait, at most `timeout` seconds, for `pid` to exit; whether it has."""
-    import select
+    from nsvirt.driver.runtime import sockets
 
     fd = open_pidfd(pid)
     if fd is None:
         return True
     try:
-        return bool(select.select([fd], [], [], timeout)[0])
+        return bool(sockets.wait_readable([fd], timeout))
     finally:
         os.close(fd)
 

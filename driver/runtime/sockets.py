@@ -4,13 +4,19 @@
 array), and every start pays it twice: in the one-shot nsvirsh and in the
 supervisor it forks. This is the part of socket.py nsvirt uses: a socket that is
 a context manager and accepts sockets like itself, a socketpair of them, and
-passing fds (SCM_RIGHTS).
+passing fds (SCM_RIGHTS); and waiting for fds to be readable, with poll(2).
 """
 
 from __future__ import annotations
 
 import _socket
+import select
 import struct
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from collections.abc import Sequence
+    from typing import Any
 
 AF_INET = _socket.AF_INET
 AF_UNIX = _socket.AF_UNIX
@@ -68,3 +74,15 @@ def recv_fds(sock: _socket.socket, bufsize: int, maxfds: int,
             whole = len(payload) - len(payload) % _FD.size
             fds += struct.unpack(f"{whole // _FD.size}i", payload[:whole])
     return data, fds, msg_flags, address
+
+
+def wait_readable(files: Sequence[Any], timeout: float | None) -> list[Any]:
+    """Those of `files` (fds, or objects with fileno()) that are readable or at EOF,
+    waiting at most `timeout` seconds (None: as long as it takes). poll(2), not
+    select(2): select refuses fds from 1024 on, which a caller with many files open
+    (a program using the API) has."""
+    poller = select.poll()
+    for f in files:
+        poller.register(f, select.POLLIN)
+    ready = {fd for fd, _ in poller.poll(None if timeout is None else timeout * 1000)}
+    return [f for f in files if (f if isinstance(f, int) else f.fileno()) in ready]

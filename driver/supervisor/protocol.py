@@ -22,7 +22,6 @@ The start handshake (launcher ↔ new supervisor) is lines on a socketpair:
 from __future__ import annotations
 
 import os
-import select
 import struct
 
 from nsvirt.driver.runtime import sockets
@@ -66,10 +65,8 @@ def read_line(sock: sockets.Socket, timeout: float | None) -> bytes:
     output after a reply) stays there for the next reader."""
     buf = bytearray()
     while not buf.endswith(b"\n"):
-        if timeout is not None:
-            ready, _, _ = select.select([sock], [], [], timeout)
-            if not ready:
-                raise TimeoutError("no reply from the supervisor")
+        if timeout is not None and not sockets.wait_readable([sock], timeout):
+            raise TimeoutError("no reply from the supervisor")
         peeked = sock.recv(4096, sockets.MSG_PEEK)
         if not peeked:
             return bytes(buf)

@@ -11,7 +11,6 @@ import argparse
 import contextlib
 import fcntl
 import os
-import select
 import signal
 import struct
 import sys
@@ -19,6 +18,7 @@ import termios
 import tty
 from collections.abc import Iterator
 
+from nsvirt.driver.runtime import sockets
 from nsvirt.shell.commands import Context, command, domain_arg, domain_of
 from nsvirt.shell.report import ShellError
 
@@ -100,7 +100,7 @@ def _relay(stream: object, stdin: int, stdout: int, wake: int, esc: int) -> None
 
     assert isinstance(stream, ConsoleStream)
     while True:
-        ready, _, _ = select.select([stdin, stream, wake], [], [])
+        ready = sockets.wait_readable([stdin, stream, wake], None)
         if wake in ready:
             os.read(wake, 64)
             stream.resize(*window_size(stdout))

@@ -5,6 +5,8 @@ from __future__ import annotations
 import os
 import time
 
+import pytest
+
 from nsvirt.driver.supervisor.console import Console, DomainLog
 from nsvirt.driver.supervisor.loop import EventLoop
 
@@ -75,3 +77,30 @@ def _run_once(loop: EventLoop) -> None:
     loop.deadline = time.monotonic() + 0.2
     loop.on_deadline = loop.stop
     loop.run()
+
+
+def test_replies_are_read_on_fds_above_select_limit() -> None:
+    """A program using the API may have more than 1024 files open: the client's waits
+    use poll(2) (select(2) refuses such fds with ValueError)."""
+    import resource
+
+    from nsvirt.driver.runtime import sockets
+    from nsvirt.driver.supervisor import protocol
+
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if hard < 2048:
+        pytest.skip(f"RLIMIT_NOFILE's hard limit is {hard}: no fd above 1024 to try")
+    resource.setrlimit(resource.RLIMIT_NOFILE, (max(soft, 2048), hard))
+    a, b = sockets.socketpair()
+    high = os.dup2(a.fileno(), 1500)
+    try:
+        sock = sockets.Socket(fileno=high)
+        b.sendall(b"running {}\n")
+        assert protocol.read_line(sock, 2.0) == b"running {}\n"
+        with pytest.raises(TimeoutError):
+            protocol.read_line(sock, 0.05)
+        sock.close()
+    finally:
+        a.close()
+        b.close()
+        resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
