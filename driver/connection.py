@@ -107,8 +107,8 @@ class Connection:
 
         self.paths.ensure()
         with files.locked(self.paths.define_lock, "the domain definitions"):
-            dom = self._load_for_define(xml, source, update=True)
-            self._check_unique(dom)
+            dom, made_uuid = self._load_for_define(xml, source, update=True)
+            self._check_unique(dom, made_uuid)
             with files.locked(self.paths.lock(dom.name), f"domain '{dom.name}'"):
                 text = domxml.format(dom).encode()
                 config = self.paths.names.config(dom.name)
@@ -119,10 +119,10 @@ class Connection:
     def create_xml(self, xml: str | bytes, source: str = "") -> Domain:
         """Start a transient domain: it has a run entry and no persistent definition."""
         self.require_writable("virDomainCreateXML")
-        dom = self._load_for_define(xml, source, update=False)
+        dom, made_uuid = self._load_for_define(xml, source, update=False)
         self.paths.ensure()
         with files.locked(self.paths.define_lock, "the domain definitions"):
-            for other in self._sharing_identity(dom.name, dom.uuid):
+            for other in self._sharing_identity(dom.name, dom.uuid, made_uuid):
                 if other.name == dom.name or other.uuid == dom.uuid:
                     raise OperationFailed(
                         f"domain '{other.name}' already exists with uuid {other.uuid}"
@@ -146,11 +146,12 @@ class Connection:
         compiled.write(names.config(dom.name), names.compiled(dom.name, live=False), text, fields)
         return fields
 
-    def _load_for_define(self, xml: str | bytes, source: str, *, update: bool) -> m.DomainDef:
-        """Parse, check, and add what define adds (uuid, MACs, arch), as libvirt's define.
-        With `update`, a document without <uuid> for a defined name keeps that domain's
-        uuid (libvirt would make a new one and refuse it): the same file can be
-        defined again from version control."""
+    def _load_for_define(self, xml: str | bytes, source: str, *,
+                         update: bool) -> tuple[m.DomainDef, bool]:  # fmt: skip
+        """Parse, check, and add what define adds (uuid, MACs, arch), as libvirt's define;
+        and whether its uuid was made here. With `update`, a document without <uuid>
+        for a defined name keeps that domain's uuid (libvirt would make a new one and
+        refuse it): the same file can be defined again from version control."""
         from nsvirt.driver import domxml
         from nsvirt.driver.domxml import defaults
         from nsvirt.driver.launch.hostfacts import host_arch
@@ -158,7 +159,8 @@ class Connection:
         data = xml.encode() if isinstance(xml, str) else xml
         dom = domxml.load(data, source=source)
         known = self._stored_uuid(dom.name) if update and dom.uuid is None else None
-        return defaults.at_define(dom, host_arch(), uuid=known)
+        made = dom.uuid is None and known is None
+        return defaults.at_define(dom, host_arch(), uuid=known), made
 
     def _stored_uuid(self, name: str) -> str | None:
         try:
@@ -166,10 +168,10 @@ class Connection:
         except (OSError, XMLError):
             return None
 
-    def _check_unique(self, dom: m.DomainDef) -> None:
+    def _check_unique(self, dom: m.DomainDef, made_uuid: bool) -> None:
         """libvirt's rules: a name keeps its uuid, a uuid keeps its name. A broken
         definition of the same name may be replaced: defining it anew is the fix."""
-        for other in self._sharing_identity(dom.name, dom.uuid):
+        for other in self._sharing_identity(dom.name, dom.uuid, made_uuid):
             if other.name == dom.name and other.uuid not in (dom.uuid, ""):
                 raise OperationFailed(
                     f"domain '{other.name}' already exists with uuid {other.uuid}"
@@ -179,11 +181,16 @@ class Connection:
                     f"domain '{other.name}' is already defined with uuid {other.uuid}"
                 )
 
-    def _sharing_identity(self, name: str, uuid: str | None) -> list[Domain]:
+    def _sharing_identity(self, name: str, uuid: str | None, made_uuid: bool) -> list[Domain]:
         """The domains that have this name or this uuid: what libvirt's uniqueness
         rules look at. Each other domain costs a definition's head or a state file's
         uuid; only a match (or a file not in nsvirt's own form) is looked up in full,
-        so a start among hundreds stays cheap."""
+        so a start among hundreds stays cheap. A uuid made here just now (122 random
+        bits: `made_uuid`) is nobody else's: then only the name is looked up."""
+        if made_uuid:
+            with contextlib.suppress(NoDomainError, XMLError):
+                return [self.lookup_by_name(name)]
+            return []
         names = self.paths.names
         persistent = self.paths.persistent_names()
         found = []

@@ -202,3 +202,19 @@ def test_a_run_states_uuid_is_read_again_when_the_file_changes(tmp_path: Path) -
     assert connection._state_uuid(str(state)) is None
     state.unlink()
     assert connection._state_uuid(str(state)) is None
+
+
+def test_a_made_uuid_skips_the_uuid_scan_but_never_the_name(conn: connection.Connection,
+                                                          monkeypatch) -> None:  # fmt: skip
+    """Without a <uuid>, define and create make one (122 random bits): no other
+    domain's files are read for it, and a clash of names is still refused."""
+    conn.define_xml(xml("a", uuid=None))
+    conn.define_xml(xml("b", uuid=UUID_B))
+    read: list[str] = []
+    monkeypatch.setattr(connection.store, "head_uuid", lambda p: read.append(p))
+    with pytest.raises(OperationFailed, match="domain 'a' already exists"):
+        conn.create_xml(xml("a", uuid=None))
+    assert read and all(p.endswith("/a.xml") for p in read)  # b's was never opened
+    monkeypatch.undo()
+    with pytest.raises(OperationFailed, match="is already defined with uuid"):
+        conn.define_xml(xml("c", uuid=UUID_B))  # a given uuid is still checked
