@@ -1,15 +1,16 @@
-"""The supervisor's event loop: select(2) over non-blocking fds with a read and a
+"""The supervisor's event loop: epoll(7) over non-blocking fds with a read and a
 write callback each, signals through the wakeup pipe, and one deadline.
 
-Nothing here blocks but the select itself: every fd a container or a client
-controls is non-blocking, so neither can stall the supervisor.
+Nothing here blocks but the wait itself: every fd a container or a client
+controls is non-blocking, so neither can stall the supervisor. epoll directly,
+not the selectors module: that brings collections (~2.5 ms of every cold start).
 """
 
 from __future__ import annotations
 
 import _signal as signal  # signal.py without its enums (enum: ~3 ms a start)
 import os
-import selectors
+import select
 import time
 
 TYPE_CHECKING = False
@@ -19,9 +20,13 @@ if TYPE_CHECKING:
     Callback = Callable[[], None]
 
 
+READ, WRITE = select.EPOLLIN, select.EPOLLOUT
+
+
 class EventLoop:
     def __init__(self) -> None:
-        self._sel = selectors.DefaultSelector()
+        self._epoll = select.epoll()  # close-on-exec
+        self._events: dict[int, int] = {}  # fd → the events it is registered for
         self._callbacks: dict[int, list[Callback | None]] = {}  # fd → [on_read, on_write]
         self.deadline: float | None = None  # time.monotonic() at which on_deadline runs
         self.on_deadline: Callback | None = None
@@ -29,16 +34,23 @@ class EventLoop:
 
     def _update(self, fd: int) -> None:
         on_read, on_write = self._callbacks[fd]
-        events = (selectors.EVENT_READ if on_read else 0) | (
-            selectors.EVENT_WRITE if on_write else 0
-        )
-        registered = fd in self._sel.get_map()
+        events = (READ if on_read else 0) | (WRITE if on_write else 0)
+        registered = self._events.get(fd, 0)
+        if events == registered:
+            return
         if events and registered:
-            self._sel.modify(fd, events)
+            self._epoll.modify(fd, events)
         elif events:
-            self._sel.register(fd, events)
-        elif registered:
-            self._sel.unregister(fd)
+            self._epoll.register(fd, events)
+        else:
+            try:
+                self._epoll.unregister(fd)
+            except OSError:
+                pass  # closed already: the kernel forgot it with its last reference
+        if events:
+            self._events[fd] = events
+        else:
+            del self._events[fd]
 
     def on_read(self, fd: int, callback: Callback | None) -> None:
         """Call `callback` whenever `fd` is readable (None: stop)."""
@@ -84,18 +96,19 @@ class EventLoop:
             timeout = None
             if self.deadline is not None:
                 timeout = max(0.0, self.deadline - time.monotonic())
-            events = self._sel.select(timeout)
+            events = self._epoll.poll(-1 if timeout is None else timeout)
             if self.deadline is not None and time.monotonic() >= self.deadline:
                 self.deadline = None
                 if self.on_deadline is not None:
                     self.on_deadline()
-            for key, mask in events:
-                callbacks = self._callbacks.get(key.fd)  # an earlier callback may drop it
-                if callbacks and mask & selectors.EVENT_READ and callbacks[0]:
-                    self._call(key.fd, callbacks[0])
-                callbacks = self._callbacks.get(key.fd)
-                if callbacks and mask & selectors.EVENT_WRITE and callbacks[1]:
-                    self._call(key.fd, callbacks[1])
+            for fd, mask in events:
+                # an error or a hang-up is news for both callbacks (as selectors has it)
+                callbacks = self._callbacks.get(fd)  # an earlier callback may drop it
+                if callbacks and mask & ~WRITE and callbacks[0]:
+                    self._call(fd, callbacks[0])
+                callbacks = self._callbacks.get(fd)
+                if callbacks and mask & ~READ and callbacks[1]:
+                    self._call(fd, callbacks[1])
                 if self.stopped:
                     return
 

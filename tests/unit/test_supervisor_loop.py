@@ -104,3 +104,30 @@ def test_replies_are_read_on_fds_above_select_limit() -> None:
         a.close()
         b.close()
         resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
+
+
+def test_the_loop_calls_read_and_write_callbacks_and_reports_a_hang_up() -> None:
+    loop = EventLoop()
+    r, w = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
+    seen: list[str] = []
+
+    def readable() -> None:
+        data = os.read(r, 64)
+        seen.append(f"read {data!r}")
+        if not data:  # the writer closed: EOF, reported as readable
+            loop.forget(r)
+            loop.stop()
+
+    def writable() -> None:
+        os.write(w, b"x")
+        loop.on_write(w, None)  # once
+        loop.forget(w)
+        os.close(w)
+
+    loop.on_read(r, readable)
+    loop.on_write(w, writable)
+    loop.deadline, loop.on_deadline = time.monotonic() + 5, loop.stop  # a bound, not a wait
+    loop.run()
+    os.close(r)
+    assert seen == ["read b'x'", "read b''"]
+    loop.forget(r)  # forgetting a closed, forgotten fd is harmless
