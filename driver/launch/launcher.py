@@ -259,9 +259,12 @@ def _fork_here(config: SupervisorConfig, log_fd: int, name: str) -> _Attempt:
         except BaseException:
             os._exit(1)
     theirs.close()
-    # our own fork: no late fork of a given-up attempt to guard against, so it may
-    # go on as soon as it has said hello
-    ours.sendall(b"go\n")
+    # our own fork: no late fork of a given-up attempt to guard against, so it may go
+    # on as soon as it has said hello; with the code's signature, computed here while
+    # it loads (it would compute the same, after)
+    from nsvirt.driver.supervisor.signature import code_signature
+
+    ours.sendall(b"go " + code_signature().encode() + b"\n")
     os.waitpid(pid, 0)
     hello = _read_hello(ours, FRESH_HELLO_TIMEOUT)
     if hello is None:

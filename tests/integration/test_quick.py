@@ -159,10 +159,16 @@ def test_start_from_the_prepared_launch(two: Connection, monkeypatch) -> None:
     from nsvirt.driver.launch import hostprobe, livexml
     from nsvirt.driver.state import files
 
+    from nsvirt.driver.supervisor import signature
+
     db = two.lookup_by_name("db")
+    web = two.lookup_by_name("web")
+    web.destroy()  # nothing runs: the CLI forks db's supervisor itself
     assert quick.run(["-c", two.uri, "start", "db"]) == "Domain 'db' started\n\n"
     state = db.run_state()
     assert state is not None and state.live
+    assert state.code == signature.code_signature()  # sent with `go`: a donor from now on
+    web.create()
     expected = livexml.live_definition(db.definition(inactive=True), state.supervisor_pid,
                                        state.consoles, [], state.containment)  # fmt: skip
     assert Path(two.paths.live_xml("db")).read_text() == domxml.format(expected)
