@@ -335,14 +335,29 @@ def _undefine(names: Layout, args: list[str], quiet: bool, readonly: bool) -> st
 
 def _start(names: Layout, args: list[str], quiet: bool, readonly: bool) -> str | None:
     """Start a defined domain from its prepared launch (launch/prepared.py): no XML,
-    model or plan to make; with no running supervisor to fork the new one, this
-    process forks it (no second interpreter)."""
-    from nsvirt.driver.launch import hostprobe, prepared
-    from nsvirt.driver.state import compiled, files
-
+    model or plan to make; with no running supervisor to fork the new one, a spare
+    forked first (launch/spare.py) becomes it, having loaded its code meanwhile."""
     name, _ = _one_domain(args, ("--force-boot",))
     if readonly or not store.is_persistent(names, name):
         raise _Fallback
+    spare = None
+    if not entries(names.under(RUN_DIR), ".sock"):
+        # no supervisor serves (none to fork the new one): a spare loads the
+        # supervisor's code while this process reads the definition and locks
+        from nsvirt.driver.launch import spare as spares
+
+        spare = spares.fork()
+    try:
+        return _start_with(names, name, quiet, spare)
+    finally:
+        if spare is not None:
+            spare.discard()  # unused: the full shell starts it, or a donor forked it
+
+
+def _start_with(names: Layout, name: str, quiet: bool, spare: object) -> str:
+    from nsvirt.driver.launch import hostprobe, prepared
+    from nsvirt.driver.state import compiled, files
+
     found = compiled.read(names.config(name), names.compiled(name, live=False))
     launch = found and found.get("launch")
     if not isinstance(launch, dict) or not prepared.usable(launch, names.root, hostprobe.probe()):
@@ -354,8 +369,9 @@ def _start(names: Layout, args: list[str], quiet: bool, readonly: bool) -> str |
         from nsvirt.driver.launch import launcher, livexml
 
         try:
-            info = launcher.launch(names, launch["plan"], persistent=True,
-                                   fork_here=True)  # fmt: skip
+            info = launcher.launch(
+                names, launch["plan"], persistent=True, fork_here=True, spare=spare
+            )  # type: ignore[arg-type]
         except launcher.StartFailed:
             raise _Fallback from None  # it left nothing: the full shell tries and reports
         try:

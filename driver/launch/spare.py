@@ -27,12 +27,12 @@ class Spare:
         self.sock: sockets.Socket | None = sock
 
     def hand(self, config_json: bytes, log_fd: int) -> sockets.Socket:
-        """Give it the config and the log; it is the supervisor from here (and has its
-        `go` already: this process does not give up on its own child)."""
+        """Give it the config and the log; it is the supervisor from here, waiting for
+        its `go` (launcher.py sends it)."""
         sock, self.sock = self.sock, None
         assert sock is not None, "a spare is handed one config"
         sockets.send_fds(sock, [b"config\n"], [log_fd])
-        sock.sendall(config_json + b"\ngo\n")
+        sock.sendall(config_json + b"\n")
         return sock
 
     def discard(self) -> None:

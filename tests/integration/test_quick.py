@@ -158,7 +158,6 @@ def test_start_from_the_prepared_launch(two: Connection, monkeypatch) -> None:
     from nsvirt.driver import domxml
     from nsvirt.driver.launch import hostprobe, livexml
     from nsvirt.driver.state import files
-
     from nsvirt.driver.supervisor import signature
 
     db = two.lookup_by_name("db")
@@ -238,4 +237,13 @@ def test_define_and_create_from_a_file(conn: Connection, rootfs: Path, tmp_path:
     proc = _nsvirsh(conn, "define", str(good))
     assert proc.stdout == f"Domain 'spare' defined from {good}\n\n", proc.stderr
     assert _processes_running(marker) == []  # define forks no spare
-    conn.lookup_by_name("spare").undefine()
+    # a start that the fast path hands to the full shell after forking its spare (the
+    # compiled form is unreadable): the driver starts it, and the spare is gone
+    assert marker in conn.uri  # in this start's command line too
+    Path(conn.paths.names.compiled("spare", live=False)).write_bytes(b"not json")
+    proc = _nsvirsh(conn, "start", "spare")
+    assert proc.stdout == "Domain 'spare' started\n\n", proc.stderr
+    assert _gone(marker)
+    dom = conn.lookup_by_name("spare")
+    dom.destroy()
+    dom.undefine()
