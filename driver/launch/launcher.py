@@ -156,10 +156,7 @@ def _from_running(paths: Layout, config: SupervisorConfig, log_fd: int) -> _Atte
             state = runstate.read(paths, other)
         except runstate.RunStateError:
             continue
-        if state is None or not state.live:
-            continue
-        code = code or code_signature()
-        if state.code != code:
+        if state is None or not state.live or not state.code:
             continue
         if state.protocol != protocol.VERSION or not runstate.supervisor_alive(state):
             continue
@@ -174,12 +171,15 @@ def _from_running(paths: Layout, config: SupervisorConfig, log_fd: int) -> _Atte
                 request = {"op": "spawn", "config": config.to_dict(),
                            "deadline": time.monotonic() + DONOR_TIMEOUT / 2}  # fmt: skip
                 sockets.send_fds(sock, [protocol.encode(request)], [theirs.fileno(), log_fd])
+                # while it forks: is its code ours? (if not, its fork never gets `go`)
+                code = code or code_signature()
                 reply = protocol.decode(protocol.read_line(sock, DONOR_TIMEOUT) or b"{}")
         except (OSError, protocol.ProtocolError, TimeoutError):
             reply = {}
         finally:
             theirs.close()
-        hello = _read_hello(ours, DONOR_TIMEOUT) if reply.get("ok") else None
+        same_code = state.code == code
+        hello = _read_hello(ours, DONOR_TIMEOUT) if reply.get("ok") and same_code else None
         if hello is not None:
             return _Attempt(ours, hello)
         ours.close()  # given up: a late fork of this attempt finds no one to say go
