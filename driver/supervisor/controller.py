@@ -153,6 +153,8 @@ class Controller:
         ttys = [c.tty for c in self.consoles]
         context = child.InitContext(mountpoint, ttys, self.cgroup.payload_dirs(), self.seccomp)
         intermediate = self._take_intermediate()
+        how = "born in" if intermediate.joined else "joined"
+        log(f"the container's first process {how} its cgroup")
         self.init_pid = startup.start_init(self.plan, self.maps, intermediate, context,
                                            self.faults, self.handshake_timeout,
                                            self._net_setup)  # fmt: skip
@@ -162,7 +164,7 @@ class Controller:
         begun, self.begun = self.begun, None
         if begun is not None and begun.intermediate is not None:
             return begun.intermediate
-        intermediate = early.fork_intermediate(self.plan, self.cgroup)
+        intermediate = early.fork_intermediate(self.plan, self.cgroup, into=True)
         intermediate.join_cgroup()
         return intermediate
 

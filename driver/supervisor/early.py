@@ -1,12 +1,14 @@
-"""The start's first step, taken before the supervisor loads its controller: fork
-the intermediate child, create the cgroup, and let the child join it at once.
+"""The start's first step, taken before the supervisor loads its controller: the
+container's cgroup, and the intermediate child in it.
 
-On cgroup v1 the first move of a process into a cgroup waits out an RCU grace
-period (the kernel's threadgroup lock: 6–16 ms measured here, and every start
-pays it). The intermediate loads its code while the supervisor creates the
-cgroup, waits the grace period out while the supervisor loads the rest of
-itself and opens the consoles, then waits for its context (the ttys, the
-seccomp program: supervisor/startup.py sends it) before it does anything else.
+Moving a process into a cgroup through cgroup.procs takes the kernel's
+threadgroup lock, whose first write waits an RCU grace period (5–16 ms). So on
+v2 the intermediate is born in the cgroup (clone3 with CLONE_INTO_CGROUP:
+runtime/clone3.py); on v1 it is forked first, loads its code while the
+supervisor makes the cgroup, and joins by writing 0 to each `tasks` file (its one
+thread: the kernel skips the global lock). Either way it then waits for its
+context (the ttys, the seccomp program: supervisor/startup.py sends it) before
+it does anything else, while the supervisor loads the rest of itself.
 """
 
 from __future__ import annotations
@@ -24,16 +26,20 @@ if TYPE_CHECKING:
 
 
 class Intermediate:
-    """The forked intermediate child and the supervisor's end of its socket."""
+    """The forked intermediate child and the supervisor's end of its socket; `joined`:
+    born in the cgroup (clone3 on v2), else it joins when told (join_cgroup)."""
 
-    __slots__ = ("pid", "sock")
+    __slots__ = ("joined", "pid", "sock")
 
-    def __init__(self, pid: int, sock: sockets.Socket) -> None:
+    def __init__(self, pid: int, sock: sockets.Socket, joined: bool) -> None:
         self.pid = pid
         self.sock = sock
+        self.joined = joined
 
     def join_cgroup(self) -> None:
         """The cgroup exists: join it (and go on, once the context comes)."""
+        if self.joined:
+            return
         try:
             self.sock.sendall(b"cgroup\n")
         except OSError:
@@ -64,37 +70,48 @@ class Begun:
 
 
 def begin(plan: Any) -> Begun:
-    """Fork the intermediate (it loads its code meanwhile), create the container's
-    cgroup and tell the intermediate to join it."""
+    """The container's cgroup and the intermediate in it. On v2 the cgroup is made
+    first and the intermediate born in it (clone3); on v1 the intermediate is forked
+    first (it loads its code while the cgroup is made) and then told to join."""
     begun = Begun(backend_for(plan.facts, plan.cgroup_partition, plan.cgroup_name))
-    begun.intermediate = fork_intermediate(plan, begun.cgroup)
+    born_in = plan.facts["cgroup_mode"] != "v1"
+    if not born_in:
+        begun.intermediate = fork_intermediate(plan, begun.cgroup, into=False)
     try:
         begun.cgroup.create(plan.limits, plan.device_rules)
     except Exception as e:
         begun.error = e  # the start's teardown discards the intermediate
         return begun
-    begun.intermediate.join_cgroup()
+    if born_in:
+        begun.intermediate = fork_intermediate(plan, begun.cgroup, into=True)
+    begun.intermediate.join_cgroup()  # type: ignore[union-attr]
     return begun
 
 
-def fork_intermediate(plan: Any, cgroup: CgroupBackend) -> Intermediate:
-    """The intermediate child, waiting for join_cgroup()."""
+def fork_intermediate(plan: Any, cgroup: CgroupBackend, into: bool) -> Intermediate:
+    """The intermediate child: born in the (existing) cgroup if `into` and the kernel
+    can, else forked and waiting for join_cgroup()."""
     ours, theirs = sockets.socketpair()  # both CLOEXEC: init's exec closes its end
-    pid = os.fork()
+    pid = cgroup.fork_into_payload() if into else None
+    joined = pid is not None
+    if pid is None:
+        pid = os.fork()
     if pid == 0:
         ours.close()
-        _intermediate(plan, theirs, cgroup)
+        _intermediate(plan, theirs, cgroup, joined)
     theirs.close()
-    return Intermediate(pid, ours)
+    return Intermediate(pid, ours, joined)
 
 
-def _intermediate(plan: Any, sock: sockets.Socket, cgroup: CgroupBackend) -> NoReturn:
+def _intermediate(plan: Any, sock: sockets.Socket, cgroup: CgroupBackend,
+                  joined: bool) -> NoReturn:  # fmt: skip
     try:
         from nsvirt.driver.supervisor import child, protocol  # while the cgroup is made
 
-        if protocol.read_line(sock, None) != b"cgroup\n":
-            os._exit(1)  # EOF: the supervisor gave up on this start, or died
-        cgroup.attach_self()  # one thread, as any fork: init inherits the cgroup from here
+        if not joined:
+            if protocol.read_line(sock, None) != b"cgroup\n":
+                os._exit(1)  # EOF: the supervisor gave up on this start, or died
+            cgroup.attach_self()  # one thread, as any fork: init inherits the cgroup
         child.intermediate(plan, sock)
     except BaseException as e:
         try:

@@ -192,6 +192,10 @@ class V1Cgroup:
         for ctrl in self._dirs():
             self._write(ctrl, "cgroup.procs", pid, PAYLOAD)
 
+    def fork_into_payload(self) -> int | None:
+        """v1 has no fork into a cgroup: None (the child joins with attach_self)."""
+        return None
+
     def attach_self(self) -> None:
         """Move the calling process, which must have one thread (a fresh fork): "0" in
         `tasks` moves the caller's thread, and the kernel (since 5.19) then skips its

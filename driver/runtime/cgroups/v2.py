@@ -170,6 +170,17 @@ class V2Cgroup:
     def attach(self, pid: int) -> None:
         self._write("cgroup.procs", pid, self.payload)
 
+    def fork_into_payload(self) -> int | None:
+        """Fork with the child born in the payload cgroup (runtime/clone3.py): its pid,
+        or 0 in the child; None if the kernel cannot (then fork, and attach)."""
+        from nsvirt.driver.runtime import clone3
+
+        fd = os.open(self.payload, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+        try:
+            return clone3.fork_into(fd)
+        finally:
+            os.close(fd)
+
     def attach_self(self) -> None:
         """Move the calling process (v2 has no per-thread move outside threaded cgroups)."""
         self.attach(os.getpid())
