@@ -8,11 +8,11 @@ network namespace (network/rtnl.py); the host side through one made here.
 
 from __future__ import annotations
 
-import socket
 from typing import TYPE_CHECKING, Any
 
 from nsvirt.driver.errors import InvalidArgument, OperationFailed, OperationInvalid, Unsupported
 from nsvirt.driver.records import replace
+from nsvirt.driver.runtime import sockets
 from nsvirt.driver.state import files
 
 if TYPE_CHECKING:
@@ -85,7 +85,7 @@ class Interfaces:
                 continue
             found = [
                 (
-                    "ipv6" if a["family"] == socket.AF_INET6 else "ipv4",
+                    "ipv6" if a["family"] == sockets.AF_INET6 else "ipv4",
                     str(a.get_attr("IFA_LOCAL") or a.get_attr("IFA_ADDRESS")),
                     int(a["prefixlen"]),
                 )

@@ -7,8 +7,6 @@ because a supervisor may outlive an upgrade of the package.
 
 from __future__ import annotations
 
-import json
-
 from nsvirt.driver.domxml import model as m
 from nsvirt.driver.domxml.capabilities import ALL_CAPS
 from nsvirt.driver.domxml.netaddr import address_prefix, route_prefix
@@ -17,6 +15,7 @@ from nsvirt.driver.errors import Unsupported
 from nsvirt.driver.launch import containment
 from nsvirt.driver.launch.hostfacts import HostFacts
 from nsvirt.driver.records import Record, factory
+from nsvirt.driver.state import jsonlite
 
 PLAN_FORMAT = 2
 
@@ -171,11 +170,13 @@ class LaunchPlan(Record):
     facts: dict = factory(dict)
 
     def to_json(self) -> str:
-        return json.dumps(_plain(self), sort_keys=True)
+        return jsonlite.dumps(_plain(self))  # keys sorted by _plain, as sort_keys would
 
     @classmethod
     def from_json(cls, text: str) -> LaunchPlan:
-        d = json.loads(text)
+        d = jsonlite.loads(text)
+        if not isinstance(d, dict):
+            raise ValueError("a launch plan is a JSON object")
         if d.get("format") != PLAN_FORMAT:
             raise ValueError(f"launch plan format {d.get('format')} is not {PLAN_FORMAT}")
         d["namespaces"] = tuple(d["namespaces"])
@@ -203,13 +204,14 @@ def _iface(d: dict) -> NetIface:
 
 
 def _plain(value: object) -> object:
-    """Records to dicts, tuples to lists."""
+    """Records to dicts, tuples to lists; every dict's keys sorted (the plan's JSON is
+    json.dumps(sort_keys=True)'s, byte for byte: goldens and signatures compare it)."""
     if isinstance(value, Record):
-        return {name: _plain(getattr(value, name)) for name in value._fields}
+        return {name: _plain(getattr(value, name)) for name in sorted(value._fields)}
     if isinstance(value, tuple | list):
         return [_plain(v) for v in value]
     if isinstance(value, dict):
-        return {k: _plain(v) for k, v in value.items()}
+        return {k: _plain(value[k]) for k in sorted(value)}
     return value
 
 

@@ -19,6 +19,7 @@ if TYPE_CHECKING:
     from typing import Any
 
 AF_INET = _socket.AF_INET
+AF_INET6 = _socket.AF_INET6
 AF_UNIX = _socket.AF_UNIX
 SOCK_STREAM = _socket.SOCK_STREAM
 SOCK_DGRAM = _socket.SOCK_DGRAM

@@ -43,7 +43,9 @@ def minimal(extra: str = "", devices: str = "") -> str:
 def test_plan_matches_golden(example: str) -> None:
     dom = domxml.load_file(EXAMPLES / f"{example}.xml")
     dom = replace(dom, uuid="05621346-d353-4bab-acc3-5004556ddd1a")
-    got = json.loads(plan.build(dom, FACTS, partition="/nsvirt-test").to_json())
+    text = plan.build(dom, FACTS, partition="/nsvirt-test").to_json()
+    got = json.loads(text)
+    assert text == json.dumps(got, sort_keys=True)  # canonical: the same plan, the same bytes
     golden = GOLDEN / f"{example}.json"
     if not golden.exists():
         golden.write_text(json.dumps(got, indent=1, sort_keys=True) + "\n")
