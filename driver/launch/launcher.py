@@ -246,31 +246,19 @@ def _go_with_signature(sock: sockets.Socket) -> None:
 def _fork_here(config: SupervisorConfig, log_fd: int, name: str) -> _Attempt:
     """Fork this process into the supervisor (detached, as boot.py --detach does):
     no second interpreter to start. Only what the supervisor needs stays open."""
+    from nsvirt.driver.launch.spare import fork_detached
+
     ours, theirs = sockets.socketpair()
     data = config.to_dict()
-    pid = os.fork()
-    if pid == 0:
+    if fork_detached(theirs.fileno(), log_fd):  # the supervisor, in the grandchild
         try:
-            os.setsid()
-            if os.fork() != 0:
-                os._exit(0)  # reaped at once; the supervisor is the grandchild
-            keep = theirs.fileno()
-            null = os.open(os.devnull, os.O_RDONLY)
-            os.dup2(null, 0)
-            os.dup2(log_fd, 1)
-            os.dup2(log_fd, 2)
-            # this process's other files (the domain's lock above all) are not its
-            os.closerange(3, keep)
-            os.closerange(keep + 1, 1 << 16)
-            os.chdir("/")
             from nsvirt.driver.supervisor.__main__ import serve
 
-            os._exit(serve(data, keep))
+            os._exit(serve(data, theirs.fileno()))
         except BaseException:
             os._exit(1)
     theirs.close()
     _go_with_signature(ours)
-    os.waitpid(pid, 0)
     hello = _read_hello(ours, FRESH_HELLO_TIMEOUT)
     if hello is None:
         ours.close()

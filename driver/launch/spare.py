@@ -41,32 +41,48 @@ class Spare:
             self.sock = None
 
 
-def fork() -> Spare:
-    """Fork the spare, detached (its own session, not our child: as boot.py --detach)."""
-    ours, theirs = sockets.socketpair()
+def fork_detached(keep: int, output: int | None) -> bool:
+    """Fork a detached grandchild (a session of its own, not our child: as boot.py
+    --detach); True in it, False here once the middle child is reaped. The grandchild
+    keeps only `keep`, stdin /dev/null, stdout and stderr on `output` (None: /dev/null,
+    for the command's stdio is its caller's: `$(nsvirsh create …)`), cwd /; none of the
+    command's other files (the domain's lock above all). Its caller must end it with
+    os._exit, never return into the command's code."""
     pid = os.fork()
     if pid == 0:
         try:
             os.setsid()
             if os.fork() != 0:
-                os._exit(0)  # reaped at once; the spare is the grandchild
+                os._exit(0)  # reaped at once; the grandchild goes on
+            null = os.open(os.devnull, os.O_RDWR)
+            os.dup2(null, 0)
+            os.dup2(null if output is None else output, 1)
+            os.dup2(null if output is None else output, 2)
+            os.closerange(3, keep)
+            os.closerange(keep + 1, 1 << 16)
+            os.chdir("/")
+        except BaseException:
+            os._exit(1)
+        return True
+    os.waitpid(pid, 0)
+    return False
+
+
+def fork() -> Spare:
+    """Fork the spare, detached."""
+    ours, theirs = sockets.socketpair()
+    if fork_detached(theirs.fileno(), None):
+        try:
             _wait(theirs)
         except BaseException:
             pass
         os._exit(1)
     theirs.close()
-    os.waitpid(pid, 0)
     return Spare(ours)
 
 
 def _wait(sock: sockets.Socket) -> None:
     keep = sock.fileno()
-    null = os.open(os.devnull, os.O_RDWR)
-    for fd in (0, 1, 2):  # the command's stdio is its caller's: `$(nsvirsh create …)`
-        os.dup2(null, fd)
-    os.closerange(3, keep)  # the command's files (locks above all) are not ours
-    os.closerange(keep + 1, 1 << 16)
-    os.chdir("/")
     from nsvirt.driver.state import jsonlite
     from nsvirt.driver.supervisor import controller, protocol  # noqa: F401 (loaded now)
     from nsvirt.driver.supervisor.__main__ import serve
