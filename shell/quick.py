@@ -31,6 +31,7 @@ if TYPE_CHECKING:
     from collections.abc import Callable
     from typing import TextIO
 
+    from nsvirt.driver.launch.spare import Spare
     from nsvirt.driver.state.runstate import RunState
 
     Handler = Callable[[Layout, list[str], bool, bool], str | None]
@@ -340,13 +341,7 @@ def _start(names: Layout, args: list[str], quiet: bool, readonly: bool) -> str |
     name, _ = _one_domain(args, ("--force-boot",))
     if readonly or not store.is_persistent(names, name):
         raise _Fallback
-    spare = None
-    if not entries(names.under(RUN_DIR), ".sock"):
-        # no supervisor serves (none to fork the new one): a spare loads the
-        # supervisor's code while this process reads the definition and locks
-        from nsvirt.driver.launch import spare as spares
-
-        spare = spares.fork()
+    spare = _spare(names)  # loads the supervisor's code while this reads and locks
     try:
         return _start_with(names, name, quiet, spare)
     finally:
@@ -354,7 +349,17 @@ def _start(names: Layout, args: list[str], quiet: bool, readonly: bool) -> str |
             spare.discard()  # unused: the full shell starts it, or a donor forked it
 
 
-def _start_with(names: Layout, name: str, quiet: bool, spare: object) -> str:
+def _spare(names: Layout) -> Spare | None:
+    """A spare supervisor (launch/spare.py) when no supervisor serves under this root,
+    so none can fork the new one; None otherwise (a donor's fork is cheaper)."""
+    if entries(names.under(RUN_DIR), ".sock"):
+        return None
+    from nsvirt.driver.launch import spare
+
+    return spare.fork()
+
+
+def _start_with(names: Layout, name: str, quiet: bool, spare: Spare | None) -> str:
     from nsvirt.driver.launch import hostprobe, prepared
     from nsvirt.driver.state import compiled, files
 
@@ -369,9 +374,8 @@ def _start_with(names: Layout, name: str, quiet: bool, spare: object) -> str:
         from nsvirt.driver.launch import launcher, livexml
 
         try:
-            info = launcher.launch(
-                names, launch["plan"], persistent=True, fork_here=True, spare=spare
-            )  # type: ignore[arg-type]
+            info = launcher.launch(names, launch["plan"], persistent=True, fork_here=True,
+                                   spare=spare)  # fmt: skip
         except launcher.StartFailed:
             raise _Fallback from None  # it left nothing: the full shell tries and reports
         try:
@@ -393,13 +397,8 @@ def _from_file(verb: str) -> Handler:
             args = args[1:]
         if readonly or len(args) != 1 or args[0].startswith("-"):
             raise _Fallback
-        spare = None
-        if verb == "create" and not entries(names.under(RUN_DIR), ".sock"):
-            # no supervisor serves (none to fork the new one): a spare, forked before the
-            # XML stack is loaded (it stays small), loads the supervisor's code meanwhile
-            from nsvirt.driver.launch import spare as spares
-
-            spare = spares.fork()
+        # forked before the XML stack is loaded, the spare stays small
+        spare = _spare(names) if verb == "create" else None
         try:
             from nsvirt.driver import connect, domxml
 
