@@ -196,12 +196,11 @@ def _processes_running(marker: str) -> list[int]:
 
 
 def _gone(marker: str) -> bool:
-    import time
+    """Whether every process with `marker` ends (each waited on through a pidfd, 5 s at
+    most): the command has exited, so no new one can appear."""
+    from nsvirt.driver.runtime import procstat
 
-    deadline = time.monotonic() + 5
-    while _processes_running(marker) and time.monotonic() < deadline:
-        time.sleep(0.05)
-    return _processes_running(marker) == []
+    return all(procstat.wait_gone(pid, 5.0) for pid in _processes_running(marker))
 
 
 def _nsvirsh(conn: Connection, *words: str) -> subprocess.CompletedProcess[str]:
