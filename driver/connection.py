@@ -28,6 +28,7 @@ from nsvirt.driver.errors import (
 )
 from nsvirt.driver.state import compiled, files, store
 from nsvirt.driver.state.layout import Paths
+from nsvirt.driver.state.names import root_uri
 
 if TYPE_CHECKING:  # the model costs ~20 ms to import: one-shot `list` does without it
     from nsvirt.driver.domxml import model as m
@@ -48,13 +49,13 @@ def parse_uri(uri: str) -> tuple[str, Path]:
         raise InvalidURI(uri, "no connection driver available for")
     query = parse_qs(parts.query, keep_blank_values=True)
     if parts.path in ("", "/", "/system") and not query:
-        return "lxc:///system", Path("/")
+        return root_uri("/"), Path("/")
     if parts.path == "/embed":
         roots = query.get("root", [])
         if set(query) != {"root"} or len(roots) != 1 or not roots[0].startswith("/"):
             raise InvalidURI(uri, "embed URI needs one absolute root= directory")
         root = Path(os.path.normpath(roots[0]))
-        return f"lxc:///embed?root={root}", root
+        return root_uri(str(root)), root
     raise InvalidURI(uri, "no connection driver available for")
 
 

@@ -22,7 +22,7 @@ import os
 import sys
 
 from nsvirt.driver.state import runstate, store, words
-from nsvirt.driver.state.names import CONFIG_DIR, RUN_DIR, Layout, entries
+from nsvirt.driver.state.names import CONFIG_DIR, RUN_DIR, Layout, entries, root_uri
 
 MAX_XML = 1 << 20  # the parser's cap (a bigger file is not one nsvirt wrote)
 
@@ -404,7 +404,7 @@ def _from_file(verb: str) -> Handler:
 
             path = args[0]
             data = domxml.read_file(path)  # DriverError: the full shell reads it, says why
-            conn = connect(_uri(names))
+            conn = connect(root_uri(names.root))
             conn.spare = spare
             try:
                 load = conn.define_xml if verb == "define" else conn.create_xml
@@ -421,10 +421,6 @@ def _from_file(verb: str) -> Handler:
         return "" if quiet else f"Domain '{dom.name}' {done} from {path}\n\n"
 
     return handler
-
-
-def _uri(names: Layout) -> str:
-    return "lxc:///system" if names.root == "/" else f"lxc:///embed?root={names.root}"
 
 
 def _write_live(names: Layout, name: str, text: bytes, found: dict[str, object],
@@ -445,7 +441,7 @@ def _live_by_driver(names: Layout, name: str, info: dict) -> None:
     be written: one nobody could see must not run on)."""
     from nsvirt.driver import connect
 
-    dom = connect(_uri(names)).lookup_by_name(name)
+    dom = connect(root_uri(names.root)).lookup_by_name(name)
     try:
         dom._write_live_xml(dom.definition(inactive=True), info["pid"], info["consoles"],
                             info.get("interfaces", []), info.get("containment"))  # fmt: skip

@@ -102,6 +102,12 @@ class Layout:
         return sha256(f"{st.st_dev}:{st.st_ino}".encode()).hexdigest()[:8]
 
 
+def root_uri(root: str) -> str:
+    """The canonical connection URI of a root directory (what connection.parse_uri
+    returns for it)."""
+    return "lxc:///system" if root == "/" else f"lxc:///embed?root={root}"
+
+
 def entries(directory: str, suffix: str) -> list[str]:
     """The names of a directory's NAME<suffix> files, sorted (hidden ones left out)."""
     import os
