@@ -85,6 +85,16 @@ class OperationForbidden(DriverError):
         super().__init__(f"operation forbidden: {what}")
 
 
+class HostError(DriverError):
+    """A call on the host failed (libvirt's VIR_ERR_SYSTEM_ERROR): what, and strerror."""
+
+    def __init__(self, what: str, err: int) -> None:
+        import os
+
+        super().__init__(f"{what}: {os.strerror(err)}")
+        self.errno = err
+
+
 class FileError(DriverError):
     """A file that cannot be read as asked; str() is the whole message."""
 

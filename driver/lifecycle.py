@@ -48,13 +48,14 @@ class Lifecycle:
 
     def start_definition(self, dom: m.DomainDef, *, persistent: bool) -> None:
         """Plan, launch, and write the live XML. The caller holds the domain lock."""
-        from nsvirt.driver.launch import hostfacts, launcher, plan, sharing
+        from nsvirt.driver.launch import hostdevices, hostfacts, launcher, plan, sharing
 
         join = sharing.namespaces_to_join(self.conn, dom)
         bridges = _network_bridges(self.conn, dom)
         facts = hostfacts.detect()
         launch_plan = plan.build(dom, facts, partition=self.conn.partition_for(dom), join=join,
-                                 bridges=bridges)  # fmt: skip
+                                 bridges=bridges,
+                                 host_devices=hostdevices.look_up(dom))  # fmt: skip
         spare, self.conn.spare = self.conn.spare, None
         try:
             info = launcher.launch(self.conn.paths.names, launch_plan.to_json(),

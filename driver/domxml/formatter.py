@@ -122,6 +122,7 @@ def _nsvirt_config(dom: m.DomainDef) -> list[str]:
         ("no-new-privs", c.no_new_privs)) if on]  # fmt: skip
     if c.seccomp_allow:
         lines.append(f'<nsvirt:seccomp allow="{" ".join(c.seccomp_allow)}"/>')
+    lines += [f'<nsvirt:device preset="{p}"/>' for p in c.device_presets]
     if live is not None:
         lines.append(f'<nsvirt:userns uid="{live.uid}" gid="{live.gid}" count="{live.count}"/>')
     return lines
@@ -373,7 +374,7 @@ def _hostdev(w: _Writer, h: m.Hostdev) -> None:
         w.open(
             "hostdev", ("mode", h.mode), ("type", h.type), ("managed", "yes" if h.managed else "no")
         )
-        w.open("source")
+        w.open("source", ("startupPolicy", h.startup_policy))
         if h.usb_vendor:
             w.empty("vendor", ("id", h.usb_vendor))
             w.empty("product", ("id", h.usb_product))

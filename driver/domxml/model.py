@@ -101,6 +101,7 @@ class Hostdev(Record):
     managed: bool = False
     readonly: bool = False
     shareable: bool = False
+    startup_policy: str | None = None  # usb: mandatory | requisite | optional
 
 
 class CharDevice(Record):
@@ -192,6 +193,7 @@ class Containment(Record):
     idmapped_mounts: bool = False  # <nsvirt:idmapped-mounts/>: also with an <idmap>
     no_new_privs: bool = False  # <nsvirt:no-new-privs/>
     seccomp_allow: tuple[str, ...] = ()  # <nsvirt:seccomp allow='…'/>: not denied after all
+    device_presets: tuple[str, ...] = ()  # <nsvirt:device preset='tun'/>…, in document order
 
 
 class LiveIdmap(Record):

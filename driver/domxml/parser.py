@@ -501,7 +501,9 @@ def _containment(config: etree._Element | None) -> m.Containment:
         seccomp_allow=tuple(sorted(set(seccomp.get("allow").split())))
         if seccomp is not None
         else (),
-    )
+        device_presets=tuple(dict.fromkeys(
+            d.get("preset") for d in config.iterfind("nsvirt:device", NAMESPACES))),
+    )  # fmt: skip
 
 
 def _live_idmap(el: etree._Element | None) -> m.LiveIdmap | None:
@@ -710,6 +712,7 @@ def _hostdev(el: etree._Element) -> m.Hostdev:
             managed=el.get("managed") == "yes",
             readonly=el.find("readonly") is not None,
             shareable=el.find("shareable") is not None,
+            startup_policy=src.get("startupPolicy"),
         )
     child = m.HOSTDEV_SOURCE_TAG[hdtype]
     return m.Hostdev(

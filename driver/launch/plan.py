@@ -12,12 +12,13 @@ from nsvirt.driver.domxml.capabilities import ALL_CAPS
 from nsvirt.driver.domxml.netaddr import address_prefix, route_prefix
 from nsvirt.driver.domxml.units import format_cpuset, parse_cpuset
 from nsvirt.driver.errors import Unsupported
-from nsvirt.driver.launch import containment
+from nsvirt.driver.launch import containment, devices
+from nsvirt.driver.launch.devices import DeviceRule, DevNode, HostDevices
 from nsvirt.driver.launch.hostfacts import HostFacts
 from nsvirt.driver.records import Record, factory
 from nsvirt.driver.state import jsonlite
 
-PLAN_FORMAT = 2
+PLAN_FORMAT = 3
 
 # libvirt's default policy drops the first five; nsvirt also drops what runc, crun
 # and LXC drop and a normal init does not need (docs/containment.md). SYS_BOOT is
@@ -55,7 +56,9 @@ DEFAULT_PATH = "/bin:/usr/bin"
 class MountOp(Record):
     """One step of building the container's filesystem tree, in order.
 
-    kind: bind | tmpfs | proc | sysfs | devpts | mqueue | cgroups | mask | readonly
+    kind: bind | block | tmpfs | proc | sysfs | devpts | mqueue | cgroups | mask | readonly
+    (block: a block device's or an image's filesystem, which the supervisor mounts;
+    options: its type, "" to detect it)
     """
 
     kind: str
@@ -63,22 +66,8 @@ class MountOp(Record):
     source: str | None = None  # host path for binds
     options: str = ""  # filesystem data (tmpfs size, devpts mode, ...)
     readonly: bool = False
-    idmapped: bool = False  # a bind shown through an idmapped mount (the supervisor makes it)
-
-
-class DeviceRule(Record):
-    type: str  # c | b | a
-    major: int | None  # None: any
-    minor: int | None
-    access: str  # any of r, w, m
-
-
-class DevNode(Record):
-    name: str  # under /dev
-    type: str
-    major: int
-    minor: int
-    mode: int = 0o666
+    idmapped: bool = False  # shown through an idmapped mount (the supervisor makes it)
+    loop: bool = False  # block: `source` is an image, attached to a loop device first
 
 
 class NetAddr(Record):
@@ -137,6 +126,7 @@ class LaunchPlan(Record):
     uid_map: tuple[m.IdMap, ...]
     gid_map: tuple[m.IdMap, ...]
     root: str  # host directory that becomes "/" ("/" = the host's root, shared)
+    root_mount: MountOp | None  # the root is a block device's or an image's filesystem
     root_readonly: bool
     root_idmapped: bool  # the root is shown through an idmapped mount
     detached_mounts: bool  # the supervisor copies the root and binds for init (user ns)
@@ -184,6 +174,7 @@ class LaunchPlan(Record):
         d["uid_map"] = tuple(m.IdMap(**x) for x in d["uid_map"])
         d["gid_map"] = tuple(m.IdMap(**x) for x in d["gid_map"])
         d["mounts"] = tuple(MountOp(**x) for x in d["mounts"])
+        d["root_mount"] = MountOp(**d["root_mount"]) if d["root_mount"] else None
         d["dev_nodes"] = tuple(DevNode(**x) for x in d["dev_nodes"])
         d["dev_symlinks"] = tuple(tuple(x) for x in d["dev_symlinks"])
         d["device_rules"] = tuple(DeviceRule(**x) for x in d["device_rules"])
@@ -218,15 +209,44 @@ def _plain(value: object) -> object:
 def check_supported(dom: m.DomainDef) -> None:
     """Refuse what later issues build, before anything is created."""
     dev = dom.devices
-    if dev.hostdevs:
-        raise Unsupported("<hostdev> is not supported yet")
-    if dev.disks:
-        raise Unsupported("<disk> is not supported yet")
+    for h in dev.hostdevs:
+        if h.mode == "capabilities" and h.type == "net":
+            raise Unsupported("<hostdev mode='capabilities' type='net'> is not supported yet")
+    for d in dev.disks:
+        if d.type != "block":
+            raise Unsupported(f"<disk type='{d.type}'> is not supported yet")
     for fs in dev.filesystems:
-        if fs.type in ("block", "file", "template"):
-            raise Unsupported(f"<filesystem type='{fs.type}'> is not supported yet")
+        check_filesystem(fs)
     if dom.blkio_devices:
         raise Unsupported("<blkiotune><device> is not supported yet")
+
+
+def check_filesystem(fs: m.Filesystem) -> None:
+    """libvirt's answers for what a filesystem's type, driver and accessmode ask."""
+    if fs.type == "template":
+        raise Unsupported(f"Cannot mount filesystem type {fs.type}")
+    if fs.accessmode != "passthrough":
+        raise Unsupported(
+            f"filesystem accessmode '{fs.accessmode}' on {fs.target}: a container sees "
+            "its files as they are; only accessmode='passthrough' is supported"
+        )
+    if fs.type != "file":
+        if fs.driver_type not in (None, "path"):
+            raise Unsupported(f"fs driver {fs.driver_type} is not supported")
+        return
+    driver = fs.driver_type or ("loop" if fs.driver_format in (None, "raw") else "nbd")
+    if driver == "loop" and fs.driver_format not in (None, "raw"):
+        raise Unsupported(f"fs format {fs.driver_format} is not supported")
+    if driver == "nbd":
+        if fs.driver_format is None:
+            raise Unsupported("An explicit disk format must be specified")
+        raise Unsupported(
+            f"fs driver nbd (format {fs.driver_format}, {fs.source}) is not supported: "
+            "nsvirt attaches raw images to loop devices; convert it with "
+            f"'qemu-img convert -O raw {fs.source} IMAGE.raw'"
+        )
+    if driver != "loop":
+        raise Unsupported(f"fs driver {driver} is not supported")
 
 
 def check_host(dom: m.DomainDef, facts: HostFacts) -> None:
@@ -250,8 +270,9 @@ def check_host(dom: m.DomainDef, facts: HostFacts) -> None:
         )
 
 
-def keep_caps(dom: m.DomainDef) -> tuple[str, ...]:
-    """The capabilities init keeps, from the policy and the per-capability switches."""
+def keep_caps(dom: m.DomainDef, needed: list[str] | tuple[str, ...] = ()) -> tuple[str, ...]:
+    """The capabilities init keeps, from the policy and the per-capability switches;
+    `needed`: what its device presets need, kept whatever those say."""
     policy = dom.cap_policy or "default"
     if policy == "deny":
         kept = set()
@@ -261,6 +282,7 @@ def keep_caps(dom: m.DomainDef) -> tuple[str, ...]:
         kept = set(ALL_CAPS) - set(DEFAULT_DROPPED_CAPS)
     for name, on in dom.cap_states:
         (kept.add if on else kept.discard)(name)
+    kept.update(needed)
     return tuple(c for c in ALL_CAPS if c in kept)
 
 
@@ -312,7 +334,9 @@ def mounts(dom: m.DomainDef, userns: bool, idmapped: bool = False) -> tuple[Moun
         MountOp("mqueue", "/dev/mqueue"),
     ]
     for fs in _sorted_filesystems(dom):
-        if fs.type == "ram":
+        if fs.type in ("block", "file"):
+            ops.append(_block_op(fs, idmapped))
+        elif fs.type == "ram":
             ops.append(
                 MountOp(
                     "tmpfs",
@@ -327,6 +351,11 @@ def mounts(dom: m.DomainDef, userns: bool, idmapped: bool = False) -> tuple[Moun
     ops += [MountOp("mask", p) for p in MASKED_PATHS]
     ops += [MountOp("readonly", p) for p in READONLY_PATHS]
     return tuple(ops)
+
+
+def _block_op(fs: m.Filesystem, idmapped: bool) -> MountOp:
+    return MountOp("block", fs.target, source=fs.source, readonly=fs.readonly,
+                   idmapped=idmapped, loop=fs.type == "file")  # fmt: skip
 
 
 def environment(dom: m.DomainDef) -> tuple[tuple[str, str], ...]:
@@ -388,8 +417,12 @@ def build(
     partition: str,
     join: tuple[tuple[str, str], ...] = (),
     bridges: dict[str, str] | None = None,
+    host_devices: HostDevices | None = None,
 ) -> LaunchPlan:
-    """Turn a checked definition into the launch plan (raises Unsupported)."""
+    """Turn a checked definition into the launch plan (raises Unsupported). The
+    caller looks up what the plan needs of the moment: `bridges` maps each network's
+    name to its bridge, `host_devices` the domain's host devices
+    (launch/hostdevices.py; None: it passes none in)."""
     check_supported(dom)
     check_host(dom, facts)
     contained = containment.decide(dom)
@@ -404,7 +437,12 @@ def build(
     namespaces.append("cgroup")  # rooted at its payload cgroup: it sees nothing above
     root_fs = next((f for f in dom.devices.filesystems if f.target == "/"), None)
     root = root_fs.source if root_fs and root_fs.source else "/"
-    caps = keep_caps(dom)
+    on_block = root_fs is not None and root_fs.type in ("block", "file")
+    consoles = max(1, len(dom.devices.consoles))
+    host = host_devices or HostDevices()
+    devices.check_filesystems(dom, host)
+    nodes, rules, needed = devices.passed(dom, host, consoles)
+    caps = keep_caps(dom, needed)
     init = dom.os.init or DEFAULT_INIT
     return LaunchPlan(
         name=dom.name,
@@ -415,6 +453,7 @@ def build(
         uid_map=dom.uid_map,
         gid_map=dom.gid_map,
         root=root,
+        root_mount=_block_op(root_fs, contained.idmapped_mounts) if on_block else None,
         root_readonly=bool(root_fs and root_fs.readonly),
         # the host's own root is never idmapped: that would hand its files to root inside
         root_idmapped=contained.idmapped_mounts and root != "/",
@@ -425,9 +464,9 @@ def build(
         remount_guard=contained.remount_guard,
         no_new_privs=contained.no_new_privs,
         mounts=mounts(dom, userns, contained.idmapped_mounts),
-        dev_nodes=tuple(DevNode(*n) for n in DEV_NODES),
+        dev_nodes=tuple(DevNode(*n) for n in DEV_NODES) + tuple(nodes),
         dev_symlinks=DEV_SYMLINKS,
-        device_rules=device_rules(caps),
+        device_rules=device_rules(caps) + tuple(rules),
         limits=limits(dom),
         cgroup_partition=partition,
         cgroup_name=cgroup_name(dom.name),
@@ -438,7 +477,7 @@ def build(
         cwd=dom.os.initdir or "/",
         user=dom.os.inituser,
         group=dom.os.initgroup,
-        consoles=max(1, len(dom.devices.consoles)),
+        consoles=consoles,
         privnet="net" in namespaces,
         interfaces=interfaces(dom, bridges or {}),
         on_poweroff=dom.on_poweroff,

@@ -4,10 +4,11 @@ the launch plan for this host and connection root, and the live XML's template
 so it is made again whenever that is: the XML or nsvirt changed.
 
 Only for domains whose plan needs nothing of the moment of start: none that
-joins another's namespaces or has interfaces (bridges and networks are looked up
-when it starts). The one-shot start uses it only while the host is the one it was
-made for (hostprobe.probe() equals the plan's facts) and the connection root is
-the same directory (its tag names the cgroup partition); else the driver starts.
+joins another's namespaces, has interfaces (bridges and networks are looked up
+when it starts) or passes host devices or images in (what they are is). The
+one-shot start uses it only while the host is the one it was made for
+(hostprobe.probe() equals the plan's facts) and the connection root is the same
+directory (its tag names the cgroup partition); else the driver starts.
 """
 
 from __future__ import annotations
@@ -24,10 +25,12 @@ if TYPE_CHECKING:
 
 def prepare(conn: Connection, dom: m.DomainDef) -> dict[str, Any] | None:
     """The prepared launch of `dom`, or None (the driver's start then does it all)."""
-    if dom.shared_namespaces or dom.devices.interfaces:
-        return None
     from nsvirt.driver.errors import DriverError
-    from nsvirt.driver.launch import hostfacts, livexml, plan
+    from nsvirt.driver.launch import devices, hostfacts, livexml, plan
+
+    dev = dom.devices
+    if dom.shared_namespaces or dev.interfaces or dev.hostdevs or devices.wanted(dom):
+        return None
 
     try:
         built = plan.build(dom, hostfacts.detect(), partition=conn.partition_for(dom))

@@ -54,6 +54,17 @@ def detached_copy(source: str, what: str, userns_fd: int = -1, recursive: bool =
         raise sc.SyscallError(what, ctypes.get_errno())
     if userns_fd < 0:
         return fd
+    try:
+        set_idmap(fd, userns_fd, source, recursive)
+    except BaseException:
+        os.close(fd)
+        raise
+    return fd
+
+
+def set_idmap(fd: int, userns_fd: int, source: str, recursive: bool = True) -> None:
+    """Idmap the detached mount `fd` to the user namespace `userns_fd` (raises
+    IdmapUnsupported, naming `source`)."""
     attr = _MountAttr(MOUNT_ATTR_IDMAP, 0, 0, userns_fd)
     at = AT_EMPTY_PATH | (AT_RECURSIVE if recursive else 0)
     ret = sc.libc.syscall(
@@ -65,10 +76,7 @@ def detached_copy(source: str, what: str, userns_fd: int = -1, recursive: bool =
         ctypes.c_size_t(ctypes.sizeof(attr)),
     )
     if ret < 0:
-        err = ctypes.get_errno()
-        os.close(fd)
-        raise IdmapUnsupported(source, err)
-    return fd
+        raise IdmapUnsupported(source, ctypes.get_errno())
 
 
 def move_into(fd: int, target_fd: int, what: str) -> None:

@@ -152,18 +152,25 @@ def prepare_root(plan: Any, mountpoint: str, detached: int = -1) -> str:
     return newroot
 
 
-def populate_dev(plan: Any, root: int, consoles: Sequence[str], userns: bool) -> None:
-    """Fill the fresh /dev tmpfs: device nodes, standard links, the console ptys."""
+def populate_dev(plan: Any, root: int, consoles: Sequence[str], userns: bool,
+                 detached: list[int] | None = None) -> None:  # fmt: skip
+    """Fill the fresh /dev tmpfs: device nodes, standard links, the console ptys.
+    In a user namespace a host device's node is the supervisor's (on the tmpfs that
+    is the next of `detached`: runtime/devnodes.py), a standard one the host's own,
+    bound."""
     dev = _resolved(root, "/dev")  # the tmpfs just mounted there
     old_umask = os.umask(0)
     try:
+        passed = [n for n in plan.dev_nodes if n.source] if userns else []
+        if passed:
+            _bind_passed(root, passed, detached.pop(0) if detached else -1)
         for node in plan.dev_nodes:
+            if node in passed:
+                continue
             if userns:  # mknod is not allowed in a user namespace: bind the host's node
                 bind(f"/dev/{node.name}", root, f"/dev/{node.name}", recursive=False)
             else:
-                kind = stat.S_IFCHR if node.type == "c" else stat.S_IFBLK
-                os.mknod(node.name, node.mode | kind, os.makedev(node.major, node.minor),
-                         dir_fd=dev)  # fmt: skip
+                _mknod(root, dev, node)
         for name, target in plan.dev_symlinks:
             os.symlink(target, name, dir_fd=dev)
     finally:
@@ -173,6 +180,46 @@ def populate_dev(plan: Any, root: int, consoles: Sequence[str], userns: bool) ->
         if i == 0:
             bind(tty, root, "/dev/console", recursive=False)
         bind(tty, root, f"/dev/tty{i + 1}", recursive=False)
+
+
+_HOLDER = "/dev/.nsvirt-nodes"
+
+
+def _bind_passed(root: int, nodes: Sequence[Any], holder: int) -> None:
+    """Bind each node from the supervisor's tmpfs (mounted on /dev for the while)."""
+    if holder < 0:
+        raise SyscallError(f"no node was made for {nodes[0].source}", errno.EINVAL)
+    point = _resolved(root, _HOLDER, "dir")
+    try:
+        idmount.move_into(holder, point, "cannot mount the host devices' nodes")
+    finally:
+        os.close(point)
+    held = _resolved(root, _HOLDER)  # the tmpfs, now mounted there
+    try:
+        for i, node in enumerate(nodes):
+            bind(f"{inroot.fd_path(held)}/{i}", root, f"/dev/{node.name}", recursive=False)
+        sc.umount2(inroot.fd_path(held), sc.MNT_DETACH)
+    finally:
+        os.close(held)
+    dev = _resolved(root, "/dev")
+    try:
+        os.rmdir(_HOLDER.rsplit("/", 1)[1], dir_fd=dev)
+    finally:
+        os.close(dev)
+
+
+def _mknod(root: int, dev: int, node: Any) -> None:
+    """A node on the fresh /dev (in a directory of its own, such as net/tun)."""
+    parent, _, name = node.name.rpartition("/")
+    where = _resolved(root, f"/dev/{parent}", "dir") if parent else dev
+    kind = stat.S_IFCHR if node.type == "c" else stat.S_IFBLK
+    try:
+        os.mknod(name, node.mode | kind, os.makedev(node.major, node.minor), dir_fd=where)
+    except OSError as e:
+        raise SyscallError(f"Unable to create device /dev/{node.name}", e.errno) from None
+    finally:
+        if where != dev:
+            os.close(where)
 
 
 def mount_cgroups(root: int, dest: str, cgroup_dirs: Mapping[str, str]) -> None:
@@ -217,7 +264,7 @@ def apply_mount(op: Any, root: int, plan: Any, consoles: Sequence[str],
         flags |= sc.MS_RDONLY if op.readonly else 0
         _mount_on(root, dest, "dir", "tmpfs", "tmpfs", flags, op.options)
         if dest == "/dev":
-            populate_dev(plan, root, consoles, userns)
+            populate_dev(plan, root, consoles, userns, detached)
     elif op.kind == "devpts":
         _mount_on(root, dest, "dir", "devpts", "devpts", sc.MS_NOSUID | sc.MS_NOEXEC, op.options)
     elif op.kind == "mqueue":
@@ -225,6 +272,15 @@ def apply_mount(op: Any, root: int, plan: Any, consoles: Sequence[str],
     elif op.kind == "bind":
         fd = detached.pop(0) if plan.detached_mounts and detached is not None else -1
         bind(op.source or "", root, dest, readonly=op.readonly, detached=fd)
+    elif op.kind == "block":  # the supervisor mounted it (runtime/fsmount.py), read-only too
+        if not detached:
+            raise SyscallError(f"failed to mount {op.source} on {dest}: no mount was made",
+                               errno.EINVAL)  # fmt: skip
+        fd = _resolved(root, dest, "dir")
+        try:
+            idmount.move_into(detached.pop(0), fd, f"failed to mount {op.source} on {dest}")
+        finally:
+            os.close(fd)
     elif op.kind == "mask":
         _mask(root, dest)
     elif op.kind == "readonly":
@@ -263,12 +319,14 @@ def _mask(root: int, dest: str) -> None:
 
 def build_tree(plan: Any, mountpoint: str, consoles: Sequence[str],
                cgroup_dirs: Mapping[str, str], detached: Sequence[int] = ()) -> str:  # fmt: skip
-    """Everything before pivot_root; returns the new root. `detached`: with
-    detached_mounts, the supervisor's copies: the root's first (unless it is the
-    host's), then one per bind, in plan order."""
+    """Everything before pivot_root; returns the new root. `detached`: the
+    supervisor's mounts (supervisor/startup.py's mount_fds): the root's first (a
+    block or image root; with detached_mounts a copy, unless it is the host's), then
+    one per bind with detached_mounts and one per block filesystem, in plan order."""
     userns = "user" in plan.namespaces
     fds = list(detached)
-    root_fd = fds.pop(0) if plan.detached_mounts and plan.root != "/" else -1
+    detached_root = plan.root_mount is not None or (plan.detached_mounts and plan.root != "/")
+    root_fd = fds.pop(0) if detached_root else -1
     newroot = prepare_root(plan, mountpoint, root_fd)
     root = inroot.open_root(newroot)
     try:

@@ -108,7 +108,7 @@ class Controller:
             owner = (idmap.host_id(self.maps[0]), idmap.host_id(self.maps[1]))
         self.consoles = [Console.open(self.loop, self.domain_log, owner)
                          for _ in range(self.plan.consoles)]  # fmt: skip
-        if self.plan.root == "/" or self.plan.detached_mounts:
+        if self.plan.root == "/" or self.plan.detached_mounts or self.plan.root_mount:
             point = self.paths.mountpoint(self.name)
             self.made_mountpoint = not os.path.exists(point)
             self.paths.make_mountpoint(point)

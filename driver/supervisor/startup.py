@@ -6,12 +6,15 @@ exec'd the domain's init.
     fork (supervisor/early.py) ──▶  join the cgroup
     "context" (ttys, seccomp) ───▶  setns, unshare(CLONE_NEWUSER)
          ◀──────────── "userns"
-    write uid_map, gid_map; copy the
-    root and binds (idmapped or not)
+    write uid_map, gid_map
          "mapped" ────────────────▶ unshare the rest, fork init (pid 1)
          ◀──────────── "init PID"   (the intermediate exits)
-    the interfaces, made in init's network namespace (net_setup)
-         "continue" + their fds ──▶ init: mounts, pivot_root, seccomp, caps, execve
+    detached mounts: copies of the root and
+    binds (a user namespace's init may not
+    reach them), block and image filesystems
+    (mount_fds); the interfaces, made in
+    init's network namespace (net_setup)
+         "continue" + the mounts ─▶ init: mounts, pivot_root, seccomp, caps, execve
          ◀──────────── EOF          (execve closed init's end: running)
                      or "error: …"
 
@@ -21,6 +24,7 @@ Every read is bounded; a child that dies answers with EOF.
 from __future__ import annotations
 
 import os
+from types import SimpleNamespace
 
 from nsvirt.driver.runtime import idmap, idmount, sockets
 from nsvirt.driver.runtime import syscalls as sc
@@ -70,51 +74,87 @@ def _handshake(plan: Any, maps: IdMaps, sock: sockets.Socket, intermediate: int,
                faults: Faults, timeout: float, net_setup: NetSetup) -> int:  # fmt: skip
     faults.point("forked")
     line = _read(sock, timeout)
-    detached: list[int] = []
-    try:
-        if line == "userns":
-            try:
-                idmap.write_id_maps(intermediate, *maps)
-                detached = _detached_copies(plan, intermediate)
-            except OSError as e:
-                raise StartError(str(e)) from None
-            faults.point("mapped")
-            sock.sendall(b"mapped\n")
-            line = _read(sock, timeout)
-        return _until_running(plan, sock, intermediate, line, detached, faults, timeout,
-                              net_setup)  # fmt: skip
-    finally:
-        for fd in detached:
-            os.close(fd)
+    if line == "userns":
+        try:
+            idmap.write_id_maps(intermediate, *maps)
+        except OSError as e:
+            raise StartError(str(e)) from None
+        faults.point("mapped")
+        sock.sendall(b"mapped\n")
+        line = _read(sock, timeout)
+    return _until_running(plan, maps, sock, intermediate, line, faults, timeout, net_setup)
 
 
-def _detached_copies(plan: Any, intermediate: int) -> list[int]:
-    """Detached copies of the root and the binds for a user namespace's init (which
-    may not reach their host paths), idmapped to it where the plan says (only host
-    root may make those), in the order init consumes them."""
-    if not plan.detached_mounts:
+def mount_fds(plan: Any, init_pid: int, maps: IdMaps) -> list[int]:
+    """The mounts init moves into place, in the order it consumes them: the root's
+    (a block or image filesystem, or for a user namespace's init, which may not
+    reach its host path, a detached copy), then the nodes of the host devices for a
+    user namespace's init (runtime/devnodes.py: it may not make them), then each
+    bind's copy (user namespace) and each block or image filesystem, in plan order.
+    Only host root may mount those or idmap a mount (to init's user namespace where
+    the plan says)."""
+    root = plan.root_mount
+    if root is None and plan.detached_mounts and plan.root != "/":
+        root = SimpleNamespace(kind="bind", source=plan.root, dest="/", loop=False,
+                               idmapped=plan.root_idmapped, readonly=False)  # fmt: skip
+    ops = [op for op in plan.mounts
+           if op.kind == "block" or (op.kind == "bind" and plan.detached_mounts)]  # fmt: skip
+    nodes = passed_nodes(plan)
+    if root is None and not ops and not nodes:
         return []
-    sources = [(plan.root, "/", plan.root_idmapped)] if plan.root != "/" else []
-    sources += [(op.source, op.dest, op.idmapped) for op in plan.mounts if op.kind == "bind"]
-    if not sources:
-        return []
-    userns = os.open(f"/proc/{intermediate}/ns/user", os.O_RDONLY | os.O_CLOEXEC)
+    userns = -1
+    if "user" in plan.namespaces:
+        userns = os.open(f"/proc/{init_pid}/ns/user", os.O_RDONLY | os.O_CLOEXEC)
     fds: list[int] = []
     try:
-        for source, dest, idmapped in sources:
-            what = f"failed to mount {source} on {dest}"
-            fds.append(idmount.detached_copy(source, what, userns if idmapped else -1))
+        if root is not None:
+            fds.append(_mount_fd(root, userns))
+        if nodes:
+            from nsvirt.driver.runtime import devnodes
+
+            fds.append(devnodes.holder(nodes, idmap.host_id(maps[0]), idmap.host_id(maps[1])))
+        fds += [_mount_fd(op, userns) for op in ops]
     except BaseException:
         for fd in fds:
             os.close(fd)
         raise
     finally:
-        os.close(userns)
+        if userns >= 0:
+            os.close(userns)
     return fds
 
 
-def _until_running(plan: Any, sock: sockets.Socket, intermediate: int, line: str,
-                   detached: list[int], faults: Faults, timeout: float,
+def passed_nodes(plan: Any) -> list[Any]:
+    """The host devices' nodes a user namespace's init takes from the supervisor."""
+    if "user" not in plan.namespaces:
+        return []  # init makes them itself (mknod)
+    return [n for n in plan.dev_nodes if n.source]
+
+
+def _mount_fd(op: Any, userns: int) -> int:
+    what = f"failed to mount {op.source} on {op.dest}"
+    to = userns if op.idmapped else -1
+    if op.kind == "bind":
+        return idmount.detached_copy(op.source, what, to)
+    return _block_mount(op, what, to)
+
+
+def _block_mount(op: Any, what: str, userns: int) -> int:
+    """A block device's, or an image's (on a loop device), filesystem, detached."""
+    from nsvirt.driver.runtime import fsmount, loopdev
+
+    if not op.loop:
+        return fsmount.mount_device(op.source, op.readonly, what, op.options or None, userns)
+    device, loop_fd = loopdev.attach(op.source, op.readonly)
+    try:  # the mount holds the device now; with it gone the kernel detaches it
+        return fsmount.mount_device(device, op.readonly, f"{what} (through {device})",
+                                    op.options or None, userns)  # fmt: skip
+    finally:
+        os.close(loop_fd)
+
+
+def _until_running(plan: Any, maps: IdMaps, sock: sockets.Socket, intermediate: int,
+                   line: str, faults: Faults, timeout: float,
                    net_setup: NetSetup) -> int:  # fmt: skip
     try:
         os.waitpid(intermediate, 0)
@@ -126,6 +166,21 @@ def _until_running(plan: Any, sock: sockets.Socket, intermediate: int, line: str
         )
     init_pid = int(line.split()[1])
     faults.point("init")
+    try:
+        detached = mount_fds(plan, init_pid, maps)
+    except OSError as e:
+        os.kill(init_pid, 9)  # it waits for "continue": it never runs the domain's init
+        reap(init_pid)
+        raise StartError(str(e)) from None
+    try:
+        return _continue(plan, sock, init_pid, detached, faults, timeout, net_setup)
+    finally:
+        for fd in detached:
+            os.close(fd)
+
+
+def _continue(plan: Any, sock: sockets.Socket, init_pid: int, detached: list[int],
+              faults: Faults, timeout: float, net_setup: NetSetup) -> int:  # fmt: skip
     if plan.interfaces:
         try:
             net_setup(init_pid)

@@ -93,12 +93,10 @@ def test_failed_start_reports_reason_and_leaves_nothing(
 
 
 def test_unsupported_devices_are_refused_before_anything_starts(conn, rootfs: Path) -> None:
-    hostdev = (
-        "<hostdev mode='capabilities' type='misc'><source><char>/dev/tty0</char></source></hostdev>"
-    )
-    dom = conn.define_xml(domain_xml("dev", rootfs, devices=hostdev))
+    template = "<filesystem type='template'><source name='base'/><target dir='/data'/></filesystem>"
+    dom = conn.define_xml(domain_xml("dev", rootfs, devices=template))
     with pytest.raises(
-        Exception, match="unsupported configuration: <hostdev> is not supported yet"
+        Exception, match="unsupported configuration: Cannot mount filesystem type template"
     ):
         dom.create()
     assert not leftovers(conn)

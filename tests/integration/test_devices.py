@@ -1,0 +1,202 @@
+"""Host devices, device presets and image filesystems in real containers (issue 14),
+each in a default (unprivileged, user namespace) and a privileged domain. The
+device tests run in the v2 lane too (the device cgroup is a program there)."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import subprocess
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from nsvirt.driver.runtime import loopdev
+from tests.integration.conftest import domain_xml, exits, leftovers, start
+
+V2 = pytest.mark.v2
+MODES = pytest.mark.parametrize("privileged", [False, True], ids=["unprivileged", "privileged"])
+PRIVNET = "<features><privnet/></features>"
+TUN_HOSTDEV = (
+    "<hostdev mode='capabilities' type='misc'><source><char>/dev/net/tun</char></source></hostdev>"
+)
+
+
+def tunctl_in(conn, shell_of, rootfs: Path, privileged: bool, devices: str = "",
+              config: str = "") -> str:  # fmt: skip
+    xml = domain_xml("tun", rootfs, extra=PRIVNET, devices=devices, config=config,
+                     privileged=privileged)  # fmt: skip
+    dom = start(conn, xml)
+    try:
+        return shell_of(dom).run("tunctl -t tap7 2>&1 && ip -o link show tap7")
+    finally:
+        dom.destroy()
+
+
+@V2
+@MODES
+def test_a_tun_hostdev_lets_tunctl_make_a_tap_device(conn, shell_of, rootfs, privileged) -> None:
+    out = tunctl_in(conn, shell_of, rootfs, privileged, devices=TUN_HOSTDEV)
+    assert "tap7:" in out and "mtu" in out, out
+
+
+@V2
+@MODES
+def test_the_tun_preset_does_it_in_one_line(conn, shell_of, rootfs, privileged) -> None:
+    out = tunctl_in(conn, shell_of, rootfs, privileged, config="<nsvirt:device preset='tun'/>")
+    assert "tap7:" in out, out
+
+
+@V2
+@MODES
+def test_without_either_there_is_no_tun_device(conn, shell_of, rootfs, privileged) -> None:
+    out = tunctl_in(conn, shell_of, rootfs, privileged)
+    assert "can't open '/dev/net/tun'" in out and "tap7:" not in out, out
+
+
+@pytest.fixture
+def loops(tmp_path: Path) -> Iterator[list[tuple[str, str]]]:
+    """Two loop devices on test images, each starting with its own text: (node, text)."""
+    made: list[tuple[str, str, int]] = []
+    for n in range(2):
+        img = tmp_path / f"disk{n}.img"
+        text = f"nsvirt-loop-{n}-{os.getpid()}"
+        img.write_bytes(text.encode().ljust(1 << 20, b"\0"))
+        path, fd = loopdev.attach(str(img))
+        made.append((path, text, fd))
+    yield [(path, text) for path, text, _ in made]
+    for _, _, fd in made:
+        os.close(fd)  # autoclear: detached now
+
+
+@V2
+@MODES
+def test_a_storage_hostdev_is_readable_and_other_block_devices_are_not(
+    conn, shell_of, rootfs: Path, loops, privileged: bool
+) -> None:
+    (ours, text), (other, other_text) = loops
+    st = os.stat(other)
+    planted = rootfs / "testdev" / f"other-{os.getpid()}"  # the host makes the node
+    os.mknod(planted, 0o666 | 0o060000, st.st_rdev)
+    try:
+        hostdev = (f"<hostdev mode='capabilities' type='storage'><source><block>{ours}</block>"
+                   "</source></hostdev>")  # fmt: skip
+        dom = start(conn, domain_xml("disk", rootfs, devices=hostdev, privileged=privileged))
+        sh = shell_of(dom)
+        inside = "/dev/" + ours.removeprefix("/dev/")
+        assert sh.run(f"head -c {len(text)} {inside}").strip() == text
+        denied = sh.run(f"head -c 8 /testdev/{planted.name} 2>&1; echo rc=$?")
+        assert other_text[:8] not in denied and "Operation not permitted" in denied, denied
+        dom.destroy()
+    finally:
+        planted.unlink()
+
+
+def ext4_image(path: Path, size_mib: int, content: Path | None = None) -> Path:
+    subprocess.run(["truncate", "-s", f"{size_mib}M", str(path)], check=True)
+    args = ["-d", str(content)] if content else []
+    subprocess.run(["mkfs.ext4", "-q", "-F", *args, str(path)], check=True)
+    return path
+
+
+def ours_attached(images: list[Path]) -> list[str]:
+    """Loop devices still attached to one of `images`."""
+    found = []
+    for entry in Path("/sys/block").glob("loop*"):
+        backing = loopdev.backing_file(f"/dev/{entry.name}")
+        if backing and any(backing == str(i) for i in images):
+            found.append(f"{entry.name}: {backing}")
+    return found
+
+
+@MODES
+@pytest.mark.parametrize("readonly", [False, True], ids=["rw", "ro"])
+def test_a_raw_image_mounts_as_data_and_as_the_root(
+    conn, shell_of, rootfs: Path, tmp_path: Path, privileged: bool, readonly: bool
+) -> None:
+    if not shutil.which("mkfs.ext4"):
+        pytest.fail("needs mkfs.ext4 (e2fsprogs; .ci/setup installs it)")
+    data = ext4_image(tmp_path / "data.img", 16)
+    content = tmp_path / "content"  # a read-only root needs its mount points made
+    shutil.copytree(rootfs, content, symlinks=True, ignore=shutil.ignore_patterns("testdev"))
+    (content / "data").mkdir()
+    root = ext4_image(tmp_path / "root.img", 64, content)
+    ro = "<readonly/>" if readonly else ""
+    devices = (
+        f"<filesystem type='file'><driver type='loop' format='raw'/><source file='{root}'/>"
+        f"<target dir='/'/>{ro}</filesystem>"
+        f"<filesystem type='file'><source file='{data}'/><target dir='/data'/>{ro}</filesystem>"
+    )
+    dom = start(conn, domain_xml("img", None, devices=devices, privileged=privileged))
+    sh = shell_of(dom)
+    mounts = sh.run("cat /proc/mounts")
+    assert any(f.split()[1] == "/data" and f.split()[2] == "ext4" for f in mounts.splitlines())
+    assert sh.run("cat /etc/nsvirt-test-rootfs").strip() == "the domain's own rootfs"
+    wrote = sh.run("echo hi > /data/f && cat /data/f; touch /new 2>&1; echo done")
+    if readonly:
+        assert wrote.count("Read-only file system") == 2, wrote
+    else:
+        assert wrote.splitlines()[0] == "hi" and "Read-only" not in wrote, wrote
+    assert len(ours_attached([data, root])) == 2
+    dom.destroy()
+    assert not ours_attached([data, root])  # released when destroy returns
+    if not readonly:  # what the container wrote is on the image
+        check = subprocess.run(["debugfs", "-R", "cat /f", str(data)], capture_output=True)
+        assert check.stdout.strip() == b"hi"
+
+
+def test_a_killed_supervisor_and_a_failed_start_leave_no_loop_device(
+    conn, rootfs: Path, tmp_path: Path
+) -> None:
+    data = ext4_image(tmp_path / "data.img", 16)
+    blank = tmp_path / "blank.img"  # no filesystem on it: the mount fails
+    blank.write_bytes(b"\0" * (1 << 20))
+    # /home: a mount point the shared test rootfs has (making one would change it)
+    fs = "<filesystem type='file'><source file='{}'/><target dir='/home'/></filesystem>"
+    dom = start(conn, domain_xml("kill", rootfs, devices=fs.format(data)))
+    assert ours_attached([data])
+    os.kill(dom.id, signal.SIGKILL)  # its container goes with it, and the mount
+    assert exits(dom.id)
+    assert released([data])
+    assert not dom.is_active()  # and asking tidies what the supervisor left (its cgroup)
+    assert not leftovers(conn)
+    bad = conn.define_xml(domain_xml("blank", rootfs, devices=fs.format(blank)))
+    with pytest.raises(Exception, match="unable to detect filesystem"):
+        bad.create()
+    assert released([blank])
+    assert not leftovers(conn)
+
+
+def released(images: list[Path], timeout: float = 5.0) -> bool:
+    """Wait (a bound, not a delay) until no loop device holds `images`: after a kill
+    the kernel detaches a device from a work queue, a moment later."""
+    deadline = time.monotonic() + timeout
+    while ours_attached(images):
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.01)
+    return True
+
+
+@pytest.mark.parametrize(
+    ("devices", "message"),
+    [
+        ("<hostdev mode='capabilities' type='storage'><source><block>/etc/hostname</block>"
+         "</source></hostdev>", "Storage source /etc/hostname must be a block device"),
+        ("<filesystem type='file'><source file='/nonexistent/x.img'/><target dir='/d'/>"
+         "</filesystem>", "Unable to access /nonexistent/x.img: No such file or directory"),
+        ("<filesystem type='file'><driver type='loop' format='qcow2'/><source file='/x'/>"
+         "<target dir='/d'/></filesystem>", "fs format qcow2 is not supported"),
+    ],
+)  # fmt: skip
+def test_bad_devices_are_refused_at_start_in_libvirts_words(
+    conn, rootfs: Path, devices: str, message: str
+) -> None:
+    dom = conn.define_xml(domain_xml("bad", rootfs, devices=devices))
+    with pytest.raises(Exception, match=message):
+        dom.create()
+    assert not dom.is_active()
+    assert not leftovers(conn)
