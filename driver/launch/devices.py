@@ -91,13 +91,15 @@ def wanted(dom: m.DomainDef) -> list[str]:
     ]
     paths += [d.source for d in dom.devices.disks if d.type == "block" and d.source]
     paths += [f.source for f in dom.devices.filesystems if f.type in ("block", "file") and f.source]
+    paths += [d.source for d in dom.devices.disks if d.type == "file" and d.source]
     for name in dom.containment.device_presets:
         paths += PRESETS[name].paths
     return list(dict.fromkeys(paths))
 
 
 def check_filesystems(dom: m.DomainDef, host: HostDevices) -> None:
-    """A block filesystem's source is a block device, an image's a file, both there."""
+    """A block filesystem's source is a block device, an image's (a filesystem's or a
+    disk's) a file, all of them there."""
     for fs in dom.devices.filesystems:
         if fs.type not in ("block", "file") or not fs.source:
             continue
@@ -108,6 +110,12 @@ def check_filesystems(dom: m.DomainDef, host: HostDevices) -> None:
             raise HostError(f"Filesystem source {fs.source} must be a block device", errno.EINVAL)
         if fs.type == "file" and found.kind != "f":
             raise HostError(f"Filesystem source {fs.source} must be an image file", errno.EINVAL)
+    for d in dom.devices.disks:
+        found = host.nodes.get(d.source or "", HostNode(""))
+        if d.type == "file" and d.source and found.kind != "f":
+            if not found.kind:
+                raise HostError(f"Unable to access {d.source}", found.errno or errno.ENOENT)
+            raise HostError(f"Disk source {d.source} must be an image file", errno.EINVAL)
 
 
 def inside_name(path: str) -> str:

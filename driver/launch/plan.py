@@ -18,7 +18,7 @@ from nsvirt.driver.launch.hostfacts import HostFacts
 from nsvirt.driver.records import Record, factory
 from nsvirt.driver.state import jsonlite
 
-PLAN_FORMAT = 3
+PLAN_FORMAT = 4
 
 # libvirt's default policy drops the first five; nsvirt also drops what runc, crun
 # and LXC drop and a normal init does not need (docs/containment.md). SYS_BOOT is
@@ -70,6 +70,15 @@ class MountOp(Record):
     loop: bool = False  # block: `source` is an image, attached to a loop device first
 
 
+class ImageDisk(Record):
+    """A `<disk type='file'>`: its image goes on a loop device whose node is /dev/<name>
+    (the supervisor attaches it first and holds it: supervisor/early.py)."""
+
+    source: str
+    name: str  # the target dev
+    readonly: bool = False
+
+
 class NetAddr(Record):
     address: str
     prefix: int
@@ -84,9 +93,10 @@ class NetRoute(Record):
 
 
 class NetIface(Record):
-    """One interface as network/attach.py makes it (a `network` resolved to its bridge)."""
+    """One interface as network/attach.py makes it (a `network` resolved to its bridge;
+    a network `<hostdev>`: the host's device itself, moved in and back)."""
 
-    type: str  # bridge | network | ethernet | direct
+    type: str  # bridge | network | ethernet | direct | hostdev
     guest: str  # the name inside
     mac: str
     host: str | None  # <target dev>; None: nv<tag>-N, made at start
@@ -137,6 +147,7 @@ class LaunchPlan(Record):
     no_new_privs: bool
     mounts: tuple[MountOp, ...]
     dev_nodes: tuple[DevNode, ...]
+    image_disks: tuple[ImageDisk, ...]
     dev_symlinks: tuple[tuple[str, str], ...]
     device_rules: tuple[DeviceRule, ...]
     limits: Limits
@@ -176,6 +187,7 @@ class LaunchPlan(Record):
         d["mounts"] = tuple(MountOp(**x) for x in d["mounts"])
         d["root_mount"] = MountOp(**d["root_mount"]) if d["root_mount"] else None
         d["dev_nodes"] = tuple(DevNode(**x) for x in d["dev_nodes"])
+        d["image_disks"] = tuple(ImageDisk(**x) for x in d["image_disks"])
         d["dev_symlinks"] = tuple(tuple(x) for x in d["dev_symlinks"])
         d["device_rules"] = tuple(DeviceRule(**x) for x in d["device_rules"])
         d["limits"] = Limits(**d["limits"])
@@ -209,16 +221,32 @@ def _plain(value: object) -> object:
 def check_supported(dom: m.DomainDef) -> None:
     """Refuse what later issues build, before anything is created."""
     dev = dom.devices
-    for h in dev.hostdevs:
-        if h.mode == "capabilities" and h.type == "net":
-            raise Unsupported("<hostdev mode='capabilities' type='net'> is not supported yet")
     for d in dev.disks:
-        if d.type != "block":
-            raise Unsupported(f"<disk type='{d.type}'> is not supported yet")
+        check_disk(d)
     for fs in dev.filesystems:
         check_filesystem(fs)
     if dom.blkio_devices:
         raise Unsupported("<blkiotune><device> is not supported yet")
+
+
+def check_disk(d: m.Disk) -> None:
+    """libvirt's answers for a disk: a block device as it is, an image on a loop device."""
+    if not d.source:
+        raise Unsupported("Can't setup disk without media")
+    if d.type != "file":
+        return
+    fmt = d.driver_type
+    driver = d.driver_name or ("loop" if fmt in (None, "raw") else "nbd")
+    if driver == "loop" and fmt not in (None, "raw"):
+        raise Unsupported(f"disk format {fmt} is not supported")
+    if driver == "nbd":
+        if fmt is None:
+            raise Unsupported("An explicit disk format must be specified")
+        raise Unsupported(f"disk driver nbd (format {fmt}, {d.source}) is not supported: nsvirt "
+                          f"attaches raw images to loop devices; convert it with 'qemu-img "
+                          f"convert -O raw {d.source} IMAGE.raw'")  # fmt: skip
+    if driver != "loop":
+        raise Unsupported(f"disk driver {driver} is not supported")
 
 
 def check_filesystem(fs: m.Filesystem) -> None:
@@ -353,6 +381,11 @@ def mounts(dom: m.DomainDef, userns: bool, idmapped: bool = False) -> tuple[Moun
     return tuple(ops)
 
 
+def image_disks(dom: m.DomainDef) -> tuple[ImageDisk, ...]:
+    return tuple(ImageDisk(d.source or "", d.target_dev, d.readonly)
+                 for d in dom.devices.disks if d.type == "file")  # fmt: skip
+
+
 def _block_op(fs: m.Filesystem, idmapped: bool) -> MountOp:
     return MountOp("block", fs.target, source=fs.source, readonly=fs.readonly,
                    idmapped=idmapped, loop=fs.type == "file")  # fmt: skip
@@ -407,6 +440,13 @@ def interfaces(dom: m.DomainDef, bridges: dict[str, str]) -> tuple[NetIface, ...
             mtu=i.mtu, up=i.link_state != "down", ips=_addrs(i.ips), routes=_routes(i.routes),
             host_ips=_addrs(i.host_ips), host_routes=_routes(i.host_routes),
         ))  # fmt: skip
+    for h in dom.devices.hostdevs:
+        if h.mode == "capabilities" and h.type == "net" and h.source:
+            out.append(NetIface(
+                type="hostdev", guest=h.source, mac="", host=None, bridge=None, network=None,
+                source_dev=h.source, mode=None, mtu=None, up=True, ips=_addrs(h.ips),
+                routes=_routes(h.routes),
+            ))  # fmt: skip
     return tuple(out)
 
 
@@ -432,7 +472,8 @@ def build(
     namespaces = ["user"] if userns else []
     namespaces += ["mnt", "pid"]
     namespaces += [k for k in ("uts", "ipc") if k not in joined]
-    if (dom.privnet or dom.devices.interfaces) and "net" not in joined:
+    moved_in = any(h.type == "net" for h in dom.devices.hostdevs)
+    if (dom.privnet or dom.devices.interfaces or moved_in) and "net" not in joined:
         namespaces.append("net")
     namespaces.append("cgroup")  # rooted at its payload cgroup: it sees nothing above
     root_fs = next((f for f in dom.devices.filesystems if f.target == "/"), None)
@@ -465,6 +506,7 @@ def build(
         no_new_privs=contained.no_new_privs,
         mounts=mounts(dom, userns, contained.idmapped_mounts),
         dev_nodes=tuple(DevNode(*n) for n in DEV_NODES) + tuple(nodes),
+        image_disks=image_disks(dom),
         dev_symlinks=DEV_SYMLINKS,
         device_rules=device_rules(caps) + tuple(rules),
         limits=limits(dom),

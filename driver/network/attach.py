@@ -5,6 +5,8 @@ plug while it runs), from the launch plan's NetIface entries.
                                 or with the ethernet host-side addresses), its peer made
                                 directly inside the container's network namespace
     direct                      a macvlan on the host device, moved inside
+    hostdev                     the host's device itself, moved inside (and back by the
+                                supervisor when the container stops)
 
 Host ends are named <target dev>, or nv<tag>-N (the connection root's tag: found
 again after a crash, never a name a libvirt on the same host uses). They live as
@@ -42,7 +44,7 @@ def attach(ifaces: Sequence[Any], init_pid: int, tag: str) -> list[dict[str, Any
             names = []
             for iface in ifaces:
                 name = _create(host, iface, nsfd, tag, taken)
-                if iface.type != "direct":
+                if iface.type not in ("direct", "hostdev"):
                     made.append(name)
                 names.append(name)
                 _configure_host_end(host, iface, name)
@@ -55,7 +57,7 @@ def attach(ifaces: Sequence[Any], init_pid: int, tag: str) -> list[dict[str, Any
         os.close(nsfd)
     return [
         {
-            "host": None if i.type == "direct" else n,
+            "host": None if i.type in ("direct", "hostdev") else n,
             "guest": i.guest,
             "mac": i.mac,
             "type": i.type,
@@ -67,6 +69,9 @@ def attach(ifaces: Sequence[Any], init_pid: int, tag: str) -> list[dict[str, Any
 
 def _create(host: Rtnl, iface: Any, nsfd: int, tag: str, taken: set[str]) -> str:
     """Create the device pair or macvlan; return the host-side (or temporary) name."""
+    if iface.type == "hostdev":
+        _move_in(host, iface.source_dev, nsfd)
+        return iface.source_dev
     for attempt in range(NAME_ATTEMPTS):
         name = iface.host or _free_name(tag, taken)
         taken.add(name)
@@ -94,6 +99,16 @@ def _create(host: Rtnl, iface: Any, nsfd: int, tag: str, taken: set[str]) -> str
             if e.errno != errno.EEXIST or iface.host or attempt == NAME_ATTEMPTS - 1:
                 raise
     raise AssertionError("unreachable")
+
+
+def _move_in(host: Rtnl, name: str, nsfd: int) -> None:
+    try:
+        index = host.index(name)
+    except NetlinkError as e:
+        what = f"cannot find the host device {name} of a network hostdev"
+        raise NetlinkError(e.errno or errno.ENODEV, what) from None
+    host.set_link(index, f"cannot move {name} into the container",
+                  attrs=[("IFLA_NET_NS_FD", nsfd)])  # fmt: skip
 
 
 def _free_name(tag: str, taken: set[str]) -> str:
@@ -133,7 +148,7 @@ def _create_macvlan(host: Rtnl, iface: Any, name: str, nsfd: int) -> None:
 
 
 def _configure_host_end(host: Rtnl, iface: Any, name: str) -> None:
-    if iface.type == "direct":
+    if iface.type in ("direct", "hostdev"):
         return
     index = host.index(name)
     attrs: list = [("IFLA_MTU", iface.mtu)] if iface.mtu else []
@@ -165,10 +180,10 @@ def _configure_host_end(host: Rtnl, iface: Any, name: str) -> None:
 
 def _configure_inside(inside: Rtnl, iface: Any) -> None:
     index = inside.index(iface.guest)
-    attrs: list = [("IFLA_ADDRESS", iface.mac)]
+    attrs: list = [("IFLA_ADDRESS", iface.mac)] if iface.mac else []  # a hostdev keeps its own
     if iface.mtu:
         attrs.append(("IFLA_MTU", iface.mtu))
-    up = iface.up if iface.type == "direct" else True  # a veth's state is its host end's
+    up = iface.up if iface.type in ("direct", "hostdev") else True  # a veth's: its host end's
     inside.set_link(index, f"cannot set up {iface.guest} in the container", up=up, attrs=attrs)
     for addr in iface.ips:
         inside.add_address(

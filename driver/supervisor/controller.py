@@ -13,7 +13,7 @@ import os
 import time
 from types import SimpleNamespace
 
-from nsvirt.driver.runtime import idmap, initctl, procstat, seccomp, sockets
+from nsvirt.driver.runtime import idmap, initctl, netdev, procstat, seccomp, sockets
 from nsvirt.driver.runtime.cgroups import CgroupError
 from nsvirt.driver.state import idranges, jsonlite, runstate
 from nsvirt.driver.state.runstate import PAUSED, RUNNING, RunState
@@ -57,6 +57,8 @@ class Controller:
         self.domain_log = DomainLog(str(self.paths.log(self.name)))
         self.cgroup = begun.cgroup  # made (or not: begun.error) before our imports
         self.begun: Begun | None = begun
+        self.loop_fds = begun.loop_fds  # the image disks' loop devices (supervisor/early.py)
+        self.netns_fd = -1  # init's network namespace, held while it holds a host device
         self.consoles: list[Console] = []
         self.server: ControlServer | None = None
         self.init_pid = 0
@@ -171,7 +173,11 @@ class Controller:
     def _net_setup(self, init_pid: int) -> None:
         """Make the interfaces in init's network namespace: by the launcher, which waits
         for this start and has pyroute2 at hand, or for a restart by a helper process
-        (the supervisor never imports pyroute2)."""
+        (the supervisor never imports pyroute2). A namespace given a host device is
+        held open: the device goes back to the host from it, after init (and whatever
+        else was in it) has gone."""
+        if any(i.type == "hostdev" for i in self.plan.interfaces):
+            self.netns_fd = os.open(f"/proc/{init_pid}/ns/net", os.O_RDONLY | os.O_CLOEXEC)
         if self.handshake is not None:
             self.interfaces = self._net_by_launcher(init_pid)
         else:
@@ -207,6 +213,21 @@ class Controller:
             lines = proc.stderr.decode(errors="replace").strip().splitlines()
             raise child.StartError(lines[-1] if lines else "the network helper failed")
         return jsonlite.loads(proc.stdout)
+
+    def _give_back_devices(self) -> None:
+        """Move the network hostdevs back to the host, from the namespace held since
+        the start (the kernel would delete a virtual one with the namespace, and move a
+        physical one to the first namespace, not necessarily ours)."""
+        if self.netns_fd < 0:
+            return
+        names = [i.guest for i in self.plan.interfaces if i.type == "hostdev"]
+        try:
+            for failure in netdev.move_home(self.netns_fd, names):
+                log(f"cannot give back the host device {failure}")
+        except OSError as e:
+            log(f"cannot give back the host devices {', '.join(names)}: {e}")
+        os.close(self.netns_fd)
+        self.netns_fd = -1
 
     def _answer(self, text: str) -> None:
         if self.handshake is not None:
@@ -378,6 +399,7 @@ class Controller:
         self.intent = Intent.NONE
         self.loop.deadline = None
         self.cgroup.kill_all()
+        self._give_back_devices()  # from the old namespace, to move into the new one
         try:
             self._start_init()
         except Exception as e:
@@ -417,9 +439,13 @@ class Controller:
         if self.init_pid:
             startup.reap(self.init_pid)
             self.init_pid = 0
+        self._give_back_devices()
         for console in self.consoles:
             console.close()
         self.consoles = []
+        for fd in self.loop_fds:  # no process of the container holds them now: detached
+            os.close(fd)
+        self.loop_fds = []
         bound = self.server is not None  # the run files are ours only once we serve
         if self.server is not None:
             self.server.close()

@@ -61,12 +61,13 @@ class Begun:
     error that stopped the cgroup's creation, raised later where the start's
     failures are handled)."""
 
-    __slots__ = ("cgroup", "error", "intermediate")
+    __slots__ = ("cgroup", "error", "intermediate", "loop_fds")
 
     def __init__(self, cgroup: CgroupBackend) -> None:
         self.cgroup = cgroup
         self.intermediate: Intermediate | None = None
         self.error: Exception | None = None
+        self.loop_fds: list[int] = []  # the image disks' loop devices, held while it runs
 
 
 def begin(plan: Any) -> Begun:
@@ -74,6 +75,12 @@ def begin(plan: Any) -> Begun:
     first and the intermediate born in it (clone3); on v1 the intermediate is forked
     first (it loads its code while the cgroup is made) and then told to join."""
     begun = Begun(backend_for(plan.facts, plan.cgroup_partition, plan.cgroup_name))
+    if plan.image_disks:
+        try:  # first: their nodes and rules are the plan's before anything forks
+            begun.loop_fds = attach_image_disks(plan)
+        except OSError as e:
+            begun.error = e
+            return begun
     born_in = plan.facts["cgroup_mode"] != "v1"
     if not born_in:
         begun.intermediate = fork_intermediate(plan, begun.cgroup, into=False)
@@ -86,6 +93,32 @@ def begin(plan: Any) -> Begun:
         begun.intermediate = fork_intermediate(plan, begun.cgroup, into=True)
     begun.intermediate.join_cgroup()  # type: ignore[union-attr]
     return begun
+
+
+def attach_image_disks(plan: Any) -> list[int]:
+    """Attach each <disk type='file'> image to a loop device (autoclear: released when
+    its fd, ours, and the container's opens are gone) and add its node /dev/<target>
+    and its rule to the plan; the fds, to hold while the container runs."""
+    from types import SimpleNamespace
+
+    from nsvirt.driver.runtime import loopdev
+
+    fds: list[int] = []
+    try:
+        for disk in plan.image_disks:
+            path, fd = loopdev.attach(disk.source, disk.readonly)
+            fds.append(fd)
+            rdev = os.fstat(fd).st_rdev
+            numbers = {"type": "b", "major": os.major(rdev), "minor": os.minor(rdev)}
+            plan.dev_nodes += (SimpleNamespace(name=disk.name, mode=0o660, source=path,
+                                               **numbers),)  # fmt: skip
+            plan.device_rules += (SimpleNamespace(access="rm" if disk.readonly else "rwm",
+                                                  **numbers),)  # fmt: skip
+    except BaseException:
+        for fd in fds:
+            os.close(fd)
+        raise
+    return fds
 
 
 def fork_intermediate(plan: Any, cgroup: CgroupBackend, into: bool) -> Intermediate:

@@ -200,3 +200,21 @@ def test_bad_devices_are_refused_at_start_in_libvirts_words(
         dom.create()
     assert not dom.is_active()
     assert not leftovers(conn)
+
+
+@MODES
+def test_an_image_disk_is_a_block_device_inside_and_released_after(
+    conn, shell_of, rootfs: Path, tmp_path: Path, privileged: bool
+) -> None:
+    img = tmp_path / "disk.img"
+    text = f"nsvirt-disk-{os.getpid()}"
+    img.write_bytes(text.encode().ljust(1 << 20, b"\0"))
+    disk = (f"<disk type='file' device='disk'><driver name='loop' type='raw'/>"
+            f"<source file='{img}'/><target dev='sdb'/></disk>")  # fmt: skip
+    dom = start(conn, domain_xml("imgdisk", rootfs, devices=disk, privileged=privileged))
+    sh = shell_of(dom)
+    assert sh.run("ls -l /dev/sdb").startswith("b"), sh.run("ls -l /dev")
+    assert sh.run(f"head -c {len(text)} /dev/sdb").strip() == text
+    assert ours_attached([img])
+    dom.destroy()
+    assert released([img])

@@ -123,6 +123,10 @@ def test_a_stopped_donor_is_passed_over(conn, rootfs: Path, stopped: list[int]) 
     donor = start(conn, domain_xml("donor", rootfs))
     os.kill(donor.id, signal.SIGSTOP)
     stopped.append(donor.id)
+    # the signal lands asynchronously: the test is about a donor that *is* stopped
+    deadline = time.monotonic() + 10
+    while procstat.read(donor.id).state not in ("T", "t") and time.monotonic() < deadline:
+        time.sleep(0.005)
     other = start(conn, domain_xml("other", rootfs))
     assert procstat.read(other.id).ppid != donor.id  # started fresh, not by the donor
     os.kill(donor.id, signal.SIGCONT)

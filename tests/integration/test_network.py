@@ -346,3 +346,35 @@ def test_the_bridged_example_starts_on_its_bridge(netconn, shell_of) -> None:
     inside = shell_of(dom)
     assert "192.0.2.2/24" in inside.run("ip -o addr show eth0")
     assert inside.run("ping -c1 -W5 192.0.2.1 >/dev/null && echo ok").strip() == "ok"
+
+
+# ---------------------------------------------------------------- a host device moved in
+
+
+def test_a_network_hostdev_is_moved_in_configured_and_given_back(
+    netconn, rootfs: Path, shell_of
+) -> None:
+    # this kernel has no dummy driver: one end of a veth pair stands in for a NIC
+    sh("ip link add nicA type veth peer name nicB && ip link set nicB up")
+    sh(f"ip addr add {ROUTER}/24 dev nicB")
+    hostdev = ("<hostdev mode='capabilities' type='net'><source><interface>nicA</interface>"
+               "</source><ip address='192.0.2.41' family='ipv4' prefix='24'/>"
+               f"<route family='ipv4' address='198.51.100.0' prefix='24' gateway='{ROUTER}'/>"
+               "</hostdev>")  # fmt: skip
+    dom = start(netconn, domain_xml("hd", rootfs, devices=hostdev))
+    inside = shell_of(dom)
+    assert "192.0.2.41/24" in inside.run("ip -o addr show nicA")
+    assert f"198.51.100.0/24 via {ROUTER}" in inside.run("ip route")
+    assert inside.run(f"ping -c 1 -W 5 {ROUTER} >/dev/null && echo reached").strip() == "reached"
+    assert subprocess.run(["ip", "link", "show", "nicA"], capture_output=True).returncode != 0
+    dom.destroy()
+    # back on the host (a veth would be deleted with the namespace otherwise)
+    assert "nicA" in sh("ip -o link show nicA")
+    dom.create()  # and moved in again
+    again = shell_of(dom)
+    assert "192.0.2.41/24" in again.run("ip -o addr show nicA")
+    again.close()  # the console is the new init's after the restart
+    dom.reboot()  # a restart gives it back to the host, then moves it into the new one
+    assert "192.0.2.41/24" in shell_of(dom).run("ip -o addr show nicA")
+    dom.destroy()
+    assert "nicA" in sh("ip -o link show nicA")

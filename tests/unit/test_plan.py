@@ -136,11 +136,20 @@ def test_cpuset_is_checked_against_the_host() -> None:
         build(minimal("<vcpu cpuset='0,7'>1</vcpu>"))
 
 
-def test_a_net_hostdev_is_refused_at_start_until_it_is_built() -> None:
+def test_a_net_hostdev_is_the_host_device_moved_into_a_namespace_of_its_own() -> None:
     net = ("<hostdev mode='capabilities' type='net'><source><interface>eth9</interface>"
-           "</source></hostdev>")  # fmt: skip
-    with pytest.raises(Unsupported, match="type='net'> is not supported yet"):
-        build(minimal(devices=net))
+           "</source><ip address='192.0.2.5' prefix='24'/></hostdev>")  # fmt: skip
+    p = build(minimal(devices=net))
+    assert "net" in p.namespaces and p.privnet
+    (iface,) = p.interfaces
+    assert (iface.type, iface.guest, iface.source_dev, iface.host, iface.mac) == (
+        "hostdev",
+        "eth9",
+        "eth9",
+        None,
+        "",
+    )
+    assert [(a.address, a.prefix) for a in iface.ips] == [("192.0.2.5", 24)]
 
 
 def test_mount_order_parents_first_and_ram_size() -> None:
