@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from nsvirt.driver import recovery
+from nsvirt.driver.deviceops import DeviceOps
 from nsvirt.driver.errors import (
     NoDomainError,
     OperationInvalid,
@@ -45,7 +46,7 @@ class DomainInfo(Record):
     cpu_time: int  # ns
 
 
-class Domain(Lifecycle, Interfaces):
+class Domain(Lifecycle, DeviceOps, Interfaces):
     def __init__(self, conn: Connection, name: str, uuid: str) -> None:
         self.conn = conn
         self.name = name

@@ -253,7 +253,7 @@ class Interfaces:
                 kept = tuple(i for i in dom.devices.interfaces if i.mac != gone.mac)
                 self._store(_with_devices(dom, kept))
 
-    def detach_device(self, xml: str, *, live: bool, config: bool) -> None:
+    def detach_interface_xml(self, xml: str, *, live: bool, config: bool) -> None:
         """detach-device of an <interface>: the one its MAC (or, alone, its type) names."""
         from nsvirt.driver.domxml import parser
 
@@ -311,7 +311,7 @@ def _fragment(xml: str, dom: m.DomainDef, parser: Any) -> tuple[Any, m.Interface
 
     fragment = xml.strip()
     if not fragment.startswith("<interface"):
-        raise Unsupported("only <interface> devices can be attached or detached for now")
+        raise Unsupported("an interface's XML must be an <interface> element")
     skeleton = formatter.format_domain(replace(dom, devices=replace(dom.devices, interfaces=())))
     whole = skeleton.replace("<devices>", f"<devices>\n{fragment}", 1)
     doc = parser.read(whole.encode(), "interface")

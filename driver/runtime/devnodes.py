@@ -15,13 +15,18 @@ from __future__ import annotations
 
 import os
 import stat
+import time
 
-from nsvirt.driver.runtime import fsmount
+from nsvirt.driver.runtime import fsmount, inroot, mounts, sockets
+from nsvirt.driver.runtime import syscalls as sc
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from collections.abc import Sequence
     from typing import Any
+
+HELPER_TIMEOUT = 10.0  # a bound on the helper's few syscalls, not a delay
+_PR_SET_DUMPABLE = 4
 
 
 def holder(nodes: Sequence[Any], uid: int, gid: int) -> int:
@@ -40,3 +45,127 @@ def holder(nodes: Sequence[Any], uid: int, gid: int) -> int:
     finally:
         os.umask(umask)
     return fd
+
+
+def add_in(init_pid: int, nodes: Sequence[Any]) -> None:
+    """Make `nodes` in the /dev of a running container (attach-device): in a helper
+    child inside its mount namespace, resolved in its root; in a user namespace
+    bound from a tmpfs of ours (owned by its root), else mknod. Raises OSError."""
+    userns, owner = _userns_of(init_pid)
+    held = holder(nodes, *owner) if userns else -1
+    try:
+        _in_mount_ns(init_pid, userns, lambda root: _add(root, nodes, held))
+    finally:
+        if held >= 0:
+            os.close(held)
+
+
+def remove_in(init_pid: int, names: Sequence[str]) -> None:
+    """Take the nodes /dev/<name> out of a running container (detach-device)."""
+    _in_mount_ns(init_pid, _userns_of(init_pid)[0], lambda root: _remove(root, names))
+
+
+def _add(root: int, nodes: Sequence[Any], held: int) -> None:
+    for node in nodes:
+        try:
+            os.close(inroot.open_in(root, f"/dev/{node.name}"))
+        except FileNotFoundError:
+            continue
+        raise FileExistsError(f"host device already exists: /dev/{node.name}")
+    if held >= 0:
+        mounts.bind_passed(root, nodes, held)
+        return
+    dev = inroot.open_in(root, "/dev")
+    try:
+        for node in nodes:
+            mounts.mknod_on(root, dev, node)
+    finally:
+        os.close(dev)
+
+
+def _remove(root: int, names: Sequence[str]) -> None:
+    for name in names:
+        parent, _, base = f"/dev/{name}".rpartition("/")
+        try:
+            fd = inroot.open_in(root, f"/dev/{name}")
+        except FileNotFoundError:
+            continue
+        try:
+            sc.umount2(inroot.fd_path(fd), sc.MNT_DETACH)  # a bound node (user namespace)
+        except OSError:
+            pass  # a node made with mknod: not a mount
+        finally:
+            os.close(fd)
+        where = inroot.open_in(root, parent)
+        try:
+            os.unlink(base, dir_fd=where)
+        finally:
+            os.close(where)
+
+
+def _userns_of(pid: int) -> tuple[bool, tuple[int, int]]:
+    """Is `pid` in a user namespace of its own, and the host ids of its root."""
+    if os.readlink(f"/proc/{pid}/ns/user") == os.readlink("/proc/self/ns/user"):
+        return False, (0, 0)
+    ids = []
+    for kind in ("uid_map", "gid_map"):
+        with open(f"/proc/{pid}/{kind}") as f:
+            inside, host, _ = (int(x) for x in f.readline().split())
+        ids.append(host - inside)
+    return True, (ids[0], ids[1])
+
+
+def _in_mount_ns(pid: int, userns: bool, work: Any) -> None:
+    """Run work(root fd) in a helper inside `pid`'s namespaces: its pid namespace (so
+    that the container's /proc knows the helper: /proc/self/fd paths), its user
+    namespace if it has one (what is made on its /dev must be owned by an id it
+    knows, as init's own are), then its mount namespace (setns makes the helper's
+    root the container's: nothing more can be imported from there). The helper's
+    error is raised here."""
+    kinds = (("pid", sc.CLONE_NEWPID), ("user", sc.CLONE_NEWUSER), ("mnt", sc.CLONE_NEWNS))
+    fds = {kind: os.open(f"/proc/{pid}/ns/{kind}", os.O_RDONLY | os.O_CLOEXEC)
+           for kind, _ in kinds if userns or kind != "user"}  # fmt: skip
+    r, w = os.pipe()
+    child = os.fork()
+    if child == 0:  # a fresh process: one thread, as setns(CLONE_NEWNS) needs
+        try:
+            os.close(r)
+            # in the container's pid namespace it is the container's to signal, not
+            # to trace (its memory is the host's: not dumpable)
+            sc.prctl(_PR_SET_DUMPABLE, 0, what="making the helper not dumpable")
+            sc.setns(fds["pid"], sc.CLONE_NEWPID, "cannot enter the container's pid namespace")
+            helper = os.fork()  # born in it
+            if helper:
+                os._exit(os.waitstatus_to_exitcode(os.waitpid(helper, 0)[1]) & 0xFF)
+            if userns:
+                sc.setns(fds["user"], sc.CLONE_NEWUSER, "cannot enter its user namespace")
+                os.setresgid(0, 0, 0)  # its root (our host ids mean nothing in there)
+                os.setresuid(0, 0, 0)
+            sc.prctl(sc.PR_SET_PDEATHSIG, 9, what="tying the helper to its parent")
+            sc.setns(fds["mnt"], sc.CLONE_NEWNS, "cannot enter its mount namespace")
+            work(inroot.open_root("/"))
+            os._exit(0)
+        except BaseException as e:
+            os.write(w, str(e).encode(errors="replace")[:4000] or b"failed")
+            os._exit(1)
+    os.close(w)
+    for fd in fds.values():
+        os.close(fd)
+    said, status = "", 0
+    try:  # bounded: a helper the container stopped must not hold this caller
+        deadline = time.monotonic() + HELPER_TIMEOUT
+        chunks = []
+        while sockets.wait_readable([r], max(0.0, deadline - time.monotonic())):
+            chunk = os.read(r, 4096)
+            if not chunk:
+                break
+            chunks.append(chunk)
+        else:
+            os.kill(child, 9)  # and its helper with it (its parent-death signal)
+            chunks.append(b"the helper in the container's namespaces did not finish")
+        said = b"".join(chunks).decode(errors="replace")
+    finally:
+        os.close(r)
+        _, status = os.waitpid(child, 0)
+    if said or os.waitstatus_to_exitcode(status) != 0:
+        raise OSError(said or "the helper in the container's namespaces failed")

@@ -163,14 +163,14 @@ def populate_dev(plan: Any, root: int, consoles: Sequence[str], userns: bool,
     try:
         passed = [n for n in plan.dev_nodes if n.source] if userns else []
         if passed:
-            _bind_passed(root, passed, detached.pop(0) if detached else -1)
+            bind_passed(root, passed, detached.pop(0) if detached else -1)
         for node in plan.dev_nodes:
             if node in passed:
                 continue
             if userns:  # mknod is not allowed in a user namespace: bind the host's node
                 bind(f"/dev/{node.name}", root, f"/dev/{node.name}", recursive=False)
             else:
-                _mknod(root, dev, node)
+                mknod_on(root, dev, node)
         for name, target in plan.dev_symlinks:
             os.symlink(target, name, dir_fd=dev)
     finally:
@@ -185,7 +185,7 @@ def populate_dev(plan: Any, root: int, consoles: Sequence[str], userns: bool,
 _HOLDER = "/dev/.nsvirt-nodes"
 
 
-def _bind_passed(root: int, nodes: Sequence[Any], holder: int) -> None:
+def bind_passed(root: int, nodes: Sequence[Any], holder: int) -> None:
     """Bind each node from the supervisor's tmpfs (mounted on /dev for the while)."""
     if holder < 0:
         raise SyscallError(f"no node was made for {nodes[0].source}", errno.EINVAL)
@@ -208,7 +208,7 @@ def _bind_passed(root: int, nodes: Sequence[Any], holder: int) -> None:
         os.close(dev)
 
 
-def _mknod(root: int, dev: int, node: Any) -> None:
+def mknod_on(root: int, dev: int, node: Any) -> None:
     """A node on the fresh /dev (in a directory of its own, such as net/tun)."""
     parent, _, name = node.name.rpartition("/")
     where = _resolved(root, f"/dev/{parent}", "dir") if parent else dev

@@ -321,6 +321,33 @@ class Controller:
             self.interfaces = before
             raise RequestError(f"cannot record the interfaces: {e.strerror}") from None
 
+    def change_device(self, rule: dict[str, Any], allow: bool) -> None:
+        """A device attached (or detached) while the container runs: the plan's rules
+        are the cgroup's, the same device possibly listed twice (a default and a
+        hostdev): its rule goes only with the last of them."""
+        new = SimpleNamespace(**rule)
+        key = (new.type, new.major, new.minor)
+        rules = list(self.plan.device_rules)
+        same = [
+            i for i, r in enumerate(rules) if r.type != "a" and (r.type, r.major, r.minor) == key
+        ]
+        if allow:
+            rules.append(new)
+        elif same:
+            del rules[same[-1]]
+            if len(same) > 1:  # still listed: the cgroup keeps allowing it
+                self.plan.device_rules = tuple(rules)
+                return
+        else:
+            return
+        try:
+            self.cgroup.change_device(new, allow, tuple(rules))
+        except (CgroupError, OSError) as e:
+            raise RequestError(f"cannot change the device rules: {e}") from None
+        self.plan.device_rules = tuple(rules)
+        log(f"device {'allowed' if allow else 'denied'}: {new.type} {new.major}:{new.minor} "
+            f"{new.access}")  # fmt: skip
+
     def wait_for_stop(self, client: Client) -> None:
         self.waiters.append(client)
 

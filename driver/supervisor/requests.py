@@ -318,6 +318,20 @@ def _interfaces(ctl: Controller, client: Client, msg: dict[str, Any]) -> dict[st
     return {"ok": True}
 
 
+def _device(ctl: Controller, client: Client, msg: dict[str, Any]) -> dict[str, Any]:
+    """A client attaches (or detaches) a device: its rule in (or out of) the cgroup's."""
+    rule = msg.get("rule")
+    fields = {"type": str, "major": int, "minor": int, "access": str}
+    well_formed = isinstance(rule, dict) and set(rule) == set(fields)
+    if not well_formed or not all(isinstance(rule[k], t) for k, t in fields.items()) or (
+            rule["type"] not in ("b", "c")):  # fmt: skip
+        raise RequestError("malformed request: 'rule' must be a block or char device's rule")
+    if not set(rule["access"]) <= set("rwm") or not isinstance(msg.get("allow"), bool):
+        raise RequestError("malformed request: bad 'access' or 'allow'")
+    ctl.change_device(rule, msg["allow"])
+    return {"ok": True}
+
+
 def _autodestroy(ctl: Controller, client: Client, msg: dict[str, Any]) -> str:
     client.autodestroy = True
     client.reply({"ok": True}, close=False)
@@ -335,4 +349,5 @@ HANDLERS: dict[str, Handler] = {
     "spawn": _spawn,
     "autodestroy": _autodestroy,
     "interfaces": _interfaces,
+    "device": _device,
 }

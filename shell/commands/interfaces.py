@@ -250,7 +250,7 @@ def _device(ctx: Context, args: argparse.Namespace, cmd: str, verb: str) -> int:
     live, config = affected(dom, args)
     try:
         if verb == "attach":
-            dom.attach_interface(xml, live=live, config=config)
+            dom.attach_device(xml, live=live, config=config)
         else:
             dom.detach_device(xml, live=live, config=config)
     except Exception as e:

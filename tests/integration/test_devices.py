@@ -218,3 +218,33 @@ def test_an_image_disk_is_a_block_device_inside_and_released_after(
     assert ours_attached([img])
     dom.destroy()
     assert released([img])
+
+
+@V2
+@MODES
+def test_a_hostdev_is_attached_and_detached_while_it_runs(
+    conn, shell_of, rootfs: Path, privileged: bool
+) -> None:
+    from nsvirt.driver.errors import OperationFailed
+
+    dom = start(conn, domain_xml("hot", rootfs, extra=PRIVNET, privileged=privileged))
+    sh = shell_of(dom)
+    # /testdev/tun: 10:200 on the rootfs, made by the host: only the cgroup decides
+    probe = "(exec 3<>/testdev/tun) 2>&1 && echo opened"
+    assert "Operation not permitted" in sh.run(probe)
+    dom.attach_device(TUN_HOSTDEV, live=True, config=False)
+    assert sh.run(probe).strip() == "opened"
+    assert "tap7:" in sh.run("tunctl -t tap7 2>&1 && ip -o link show tap7")
+    assert "<char>/dev/net/tun</char>" in dom.xml_desc()
+    assert "hostdev" not in dom.xml_desc(inactive=True)  # live only
+    with pytest.raises(OperationFailed, match="host device already exists"):
+        dom.attach_device(TUN_HOSTDEV, live=True, config=False)
+    dom.detach_device(TUN_HOSTDEV, live=True, config=False)
+    assert "Operation not permitted" in sh.run(probe)
+    assert "No such file" in sh.run("ls /dev/net/tun 2>&1")
+    assert "hostdev" not in dom.xml_desc()
+    with pytest.raises(OperationFailed, match="hostdev /dev/net/tun not found"):
+        dom.detach_device(TUN_HOSTDEV, live=True, config=False)
+    dom.attach_device(TUN_HOSTDEV, live=False, config=True)  # the definition only
+    assert "<char>/dev/net/tun</char>" in dom.xml_desc(inactive=True)
+    assert "Operation not permitted" in sh.run(probe)

@@ -105,6 +105,18 @@ class V1Cgroup:
                 self.owned = False
             raise
 
+    def change_device(self, rule: DeviceRule, allow: bool,
+                      rules: tuple[DeviceRule, ...]) -> None:  # fmt: skip
+        """Allow (or deny again) one device while the container runs: both levels, the
+        payload's list being no wider than its parent's (an allow goes to the parent
+        first, a deny to the payload first)."""
+        if "devices" not in self.mounts:
+            return
+        file = "devices.allow" if allow else "devices.deny"
+        levels = ("", PAYLOAD) if allow else (PAYLOAD, "")
+        for sub in levels:
+            self._write("devices", file, rule_text(rule), sub)
+
     def has_processes(self) -> bool:
         return bool(self.pids())
 

@@ -91,6 +91,22 @@ class V2Cgroup:
             self.owned = False
             raise
 
+    def change_device(self, rule: DeviceRule, allow: bool,
+                      rules: tuple[DeviceRule, ...]) -> None:  # fmt: skip
+        """The device program for `rules` (the whole list, with `rule` in or out of it),
+        attached in the old one's place: an attach without flags replaces the one
+        program the cgroup has, atomically. Only the program's holder (the
+        supervisor) may: it closes the old one."""
+        new = bpf_devices.load(bpf_devices.program(rules))
+        try:
+            bpf_devices.attach(self.leaf, new)
+        except BaseException:
+            os.close(new)
+            raise
+        if self.prog_fd >= 0:
+            os.close(self.prog_fd)
+        self.prog_fd = new
+
     def has_processes(self) -> bool:
         return bool(self.pids())
 
