@@ -140,6 +140,9 @@ def test_examples_start_as_shipped(conn, shell_of) -> None:
         else:
             sh = shell_of(dom)
             assert sh.run("hostname").strip() == dom.name, path.name
+        if path.name == "devices.xml":
+            assert "tap0:" in sh.run("tunctl -t tap0 >/dev/null && ip -o link show tap0")
+            assert sh.run("(exec 3<>/dev/fuse) && echo opened").strip() == "opened"
         if path.name == "bind-mounts.xml":
             assert sh.run("touch /data/.probe && rm /data/.probe && echo ok").strip() == "ok"
             assert "Read-only" in sh.run("touch /doc/x 2>&1")
