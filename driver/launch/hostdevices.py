@@ -11,8 +11,9 @@ import errno
 import os
 import stat
 
-from nsvirt.driver.errors import InternalError, OperationFailed
+from nsvirt.driver.errors import InternalError, OperationFailed, Unsupported
 from nsvirt.driver.launch.devices import HostDevices, HostNode, wanted
+from nsvirt.driver.launch.plan import fs_driver
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -30,6 +31,9 @@ def look_up(dom: m.DomainDef, sysfs: str = "/sys", dev: str = "/dev") -> HostDev
             nodes.update((p, node_of(p)) for p in listed)
         else:
             nodes[path] = node_of(path)
+    for fs in dom.devices.filesystems:
+        if fs.type == "file" and fs_driver(fs) == "nbd" and fs.driver_format:
+            _need_nbd(fs.source or "")
     usb: list[str | None] = []
     for h in dom.devices.hostdevs:
         if h.mode == "subsystem" and h.type == "usb":
@@ -39,6 +43,17 @@ def look_up(dom: m.DomainDef, sysfs: str = "/sys", dev: str = "/dev") -> HostDev
                 nodes[path] = node_of(path)
             usb.append(path)
     return HostDevices(nodes=nodes, listings=listings, usb=tuple(usb))
+
+
+def _need_nbd(image: str) -> None:
+    from nsvirt.driver.runtime import nbd
+
+    why = nbd.unavailable()
+    if why is not None:
+        raise Unsupported(
+            f"fs driver nbd is needed for {image}, and {why}; or convert the image to raw "
+            f"(qemu-img convert -O raw {image} IMAGE.raw) for a loop device"
+        )
 
 
 def node_of(path: str) -> HostNode:

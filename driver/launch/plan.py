@@ -68,6 +68,7 @@ class MountOp(Record):
     readonly: bool = False
     idmapped: bool = False  # shown through an idmapped mount (the supervisor makes it)
     loop: bool = False  # block: `source` is an image, attached to a loop device first
+    nbd: str = ""  # block: `source` is an image of this format, served on an nbd device
 
 
 class ImageDisk(Record):
@@ -262,19 +263,18 @@ def check_filesystem(fs: m.Filesystem) -> None:
         if fs.driver_type not in (None, "path"):
             raise Unsupported(f"fs driver {fs.driver_type} is not supported")
         return
-    driver = fs.driver_type or ("loop" if fs.driver_format in (None, "raw") else "nbd")
+    driver = fs_driver(fs)
     if driver == "loop" and fs.driver_format not in (None, "raw"):
         raise Unsupported(f"fs format {fs.driver_format} is not supported")
-    if driver == "nbd":
-        if fs.driver_format is None:
-            raise Unsupported("An explicit disk format must be specified")
-        raise Unsupported(
-            f"fs driver nbd (format {fs.driver_format}, {fs.source}) is not supported: "
-            "nsvirt attaches raw images to loop devices; convert it with "
-            f"'qemu-img convert -O raw {fs.source} IMAGE.raw'"
-        )
-    if driver != "loop":
+    if driver == "nbd" and fs.driver_format is None:
+        raise Unsupported("An explicit disk format must be specified")
+    if driver not in ("loop", "nbd"):
         raise Unsupported(f"fs driver {driver} is not supported")
+
+
+def fs_driver(fs: m.Filesystem) -> str:
+    """How an image is attached: libvirt's default is loop for raw (or no format)."""
+    return fs.driver_type or ("loop" if fs.driver_format in (None, "raw") else "nbd")
 
 
 def check_host(dom: m.DomainDef, facts: HostFacts) -> None:
@@ -387,8 +387,10 @@ def image_disks(dom: m.DomainDef) -> tuple[ImageDisk, ...]:
 
 
 def _block_op(fs: m.Filesystem, idmapped: bool) -> MountOp:
+    nbd = fs.type == "file" and fs_driver(fs) == "nbd"
     return MountOp("block", fs.target, source=fs.source, readonly=fs.readonly,
-                   idmapped=idmapped, loop=fs.type == "file")  # fmt: skip
+                   idmapped=idmapped, loop=fs.type == "file" and not nbd,
+                   nbd=(fs.driver_format or "") if nbd else "")  # fmt: skip
 
 
 def environment(dom: m.DomainDef) -> tuple[tuple[str, str], ...]:

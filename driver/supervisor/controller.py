@@ -59,6 +59,7 @@ class Controller:
         self.begun: Begun | None = begun
         self.loop_fds = begun.loop_fds  # the image disks' loop devices (supervisor/early.py)
         self.netns_fd = -1  # init's network namespace, held while it holds a host device
+        self.nbd_devices: list[str] = []  # the images served for this run (runtime/nbd.py)
         self.consoles: list[Console] = []
         self.server: ControlServer | None = None
         self.init_pid = 0
@@ -110,6 +111,7 @@ class Controller:
             owner = (idmap.host_id(self.maps[0]), idmap.host_id(self.maps[1]))
         self.consoles = [Console.open(self.loop, self.domain_log, owner)
                          for _ in range(self.plan.consoles)]  # fmt: skip
+        self._serve_images()
         if self.plan.root == "/" or self.plan.detached_mounts or self.plan.root_mount:
             point = self.paths.mountpoint(self.name)
             self.made_mountpoint = not os.path.exists(point)
@@ -213,6 +215,35 @@ class Controller:
             lines = proc.stderr.decode(errors="replace").strip().splitlines()
             raise child.StartError(lines[-1] if lines else "the network helper failed")
         return jsonlite.loads(proc.stdout)
+
+    def _serve_images(self) -> None:
+        """Serve each image of another format than raw on an nbd device (its server in
+        the container's cgroup: it ends with the container), which then mounts as a
+        block device does."""
+        ops = [op for op in (self.plan.root_mount, *self.plan.mounts)
+               if op is not None and op.kind == "block" and op.nbd]  # fmt: skip
+        if not ops:
+            return
+        from nsvirt.driver.runtime import nbd
+
+        for op in ops:
+            op.image = getattr(op, "image", op.source)  # a restart serves it again
+            device, server = nbd.connect(op.image, op.nbd, op.readonly)
+            self.nbd_devices.append(device)
+            self.cgroup.attach(server)
+            op.source = device
+            log(f"{op.image} served on {device} (qemu-nbd {server})")
+
+    def _release_images(self) -> None:
+        if self.nbd_devices:
+            from nsvirt.driver.runtime import nbd
+
+            for device in self.nbd_devices:
+                try:
+                    nbd.disconnect(device)
+                except OSError as e:
+                    log(f"cannot disconnect {device}: {e}")
+            self.nbd_devices = []
 
     def _give_back_devices(self) -> None:
         """Move the network hostdevs back to the host, from the namespace held since
@@ -428,6 +459,8 @@ class Controller:
         self.cgroup.kill_all()
         self._give_back_devices()  # from the old namespace, to move into the new one
         try:
+            self._release_images()  # their servers were in the cgroup
+            self._serve_images()
             self._start_init()
         except Exception as e:
             log(f"restart failed: {e}")
@@ -467,6 +500,7 @@ class Controller:
             startup.reap(self.init_pid)
             self.init_pid = 0
         self._give_back_devices()
+        self._release_images()
         for console in self.consoles:
             console.close()
         self.consoles = []

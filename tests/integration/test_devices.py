@@ -148,22 +148,24 @@ def test_a_raw_image_mounts_as_data_and_as_the_root(
         assert check.stdout.strip() == b"hi"
 
 
+@MODES
 def test_a_killed_supervisor_and_a_failed_start_leave_no_loop_device(
-    conn, rootfs: Path, tmp_path: Path
+    conn, rootfs: Path, tmp_path: Path, privileged: bool
 ) -> None:
     data = ext4_image(tmp_path / "data.img", 16)
     blank = tmp_path / "blank.img"  # no filesystem on it: the mount fails
     blank.write_bytes(b"\0" * (1 << 20))
     # /home: a mount point the shared test rootfs has (making one would change it)
     fs = "<filesystem type='file'><source file='{}'/><target dir='/home'/></filesystem>"
-    dom = start(conn, domain_xml("kill", rootfs, devices=fs.format(data)))
+    dom = start(conn, domain_xml("kill", rootfs, devices=fs.format(data), privileged=privileged))
     assert ours_attached([data])
     os.kill(dom.id, signal.SIGKILL)  # its container goes with it, and the mount
     assert exits(dom.id)
     assert released([data])
     assert not dom.is_active()  # and asking tidies what the supervisor left (its cgroup)
     assert not leftovers(conn)
-    bad = conn.define_xml(domain_xml("blank", rootfs, devices=fs.format(blank)))
+    bad = conn.define_xml(domain_xml("blank", rootfs, devices=fs.format(blank),
+                                     privileged=privileged))  # fmt: skip
     with pytest.raises(Exception, match="unable to detect filesystem"):
         bad.create()
     assert released([blank])
@@ -192,10 +194,11 @@ def released(images: list[Path], timeout: float = 5.0) -> bool:
          "<target dir='/d'/></filesystem>", "fs format qcow2 is not supported"),
     ],
 )  # fmt: skip
+@MODES
 def test_bad_devices_are_refused_at_start_in_libvirts_words(
-    conn, rootfs: Path, devices: str, message: str
+    conn, rootfs: Path, devices: str, message: str, privileged: bool
 ) -> None:
-    dom = conn.define_xml(domain_xml("bad", rootfs, devices=devices))
+    dom = conn.define_xml(domain_xml("bad", rootfs, devices=devices, privileged=privileged))
     with pytest.raises(Exception, match=message):
         dom.create()
     assert not dom.is_active()
@@ -248,3 +251,35 @@ def test_a_hostdev_is_attached_and_detached_while_it_runs(
     dom.attach_device(TUN_HOSTDEV, live=False, config=True)  # the definition only
     assert "<char>/dev/net/tun</char>" in dom.xml_desc(inactive=True)
     assert "Operation not permitted" in sh.run(probe)
+
+
+@V2
+@MODES
+def test_a_qcow2_image_is_served_by_nbd_where_the_host_has_it(
+    conn, shell_of, rootfs: Path, tmp_path: Path, privileged: bool
+) -> None:
+    from nsvirt.driver.errors import Unsupported
+    from nsvirt.driver.runtime import nbd
+
+    raw = ext4_image(tmp_path / "data.img", 16)
+    image = tmp_path / "data.qcow2"
+    fs = (f"<filesystem type='file'><driver type='nbd' format='qcow2'/><source file='{image}'/>"
+          "<target dir='/home'/></filesystem>")  # fmt: skip
+    why = nbd.unavailable()
+    if why is not None:  # this host: refused at start, saying why and what to do
+        image.write_bytes(b"")
+        dom = conn.define_xml(domain_xml("qcow", rootfs, devices=fs, privileged=privileged))
+        with pytest.raises(Unsupported, match=r"fs driver nbd is needed .*qemu-img convert") as e:
+            dom.create()
+        assert why in str(e.value) and not dom.is_active()
+        return
+    subprocess.run(["qemu-img", "convert", "-f", "raw", "-O", "qcow2", str(raw), str(image)],
+                   check=True)  # fmt: skip
+    dom = start(conn, domain_xml("qcow", rootfs, devices=fs, privileged=privileged))
+    sh = shell_of(dom)
+    assert "ext4" in sh.run("grep ' /home ' /proc/mounts")
+    assert sh.run("echo q > /home/f && cat /home/f").strip() == "q"
+    served = [d for d in Path("/sys/block").glob("nbd*") if (d / "pid").exists()]
+    assert served
+    dom.destroy()
+    assert not [d for d in served if (d / "pid").exists()]  # the server is gone with it

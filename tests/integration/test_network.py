@@ -351,8 +351,9 @@ def test_the_bridged_example_starts_on_its_bridge(netconn, shell_of) -> None:
 # ---------------------------------------------------------------- a host device moved in
 
 
+@pytest.mark.parametrize("privileged", [False, True], ids=["unprivileged", "privileged"])
 def test_a_network_hostdev_is_moved_in_configured_and_given_back(
-    netconn, rootfs: Path, shell_of
+    netconn, rootfs: Path, shell_of, privileged: bool
 ) -> None:
     # this kernel has no dummy driver: one end of a veth pair stands in for a NIC
     sh("ip link add nicA type veth peer name nicB && ip link set nicB up")
@@ -361,7 +362,7 @@ def test_a_network_hostdev_is_moved_in_configured_and_given_back(
                "</source><ip address='192.0.2.41' family='ipv4' prefix='24'/>"
                f"<route family='ipv4' address='198.51.100.0' prefix='24' gateway='{ROUTER}'/>"
                "</hostdev>")  # fmt: skip
-    dom = start(netconn, domain_xml("hd", rootfs, devices=hostdev))
+    dom = start(netconn, domain_xml("hd", rootfs, devices=hostdev, privileged=privileged))
     inside = shell_of(dom)
     assert "192.0.2.41/24" in inside.run("ip -o addr show nicA")
     assert f"198.51.100.0/24 via {ROUTER}" in inside.run("ip route")

@@ -159,7 +159,6 @@ def test_an_image_is_a_block_mount_on_a_loop_device() -> None:
     ("fs", "message"),
     [
         (image("qcow2", "loop"), "fs format qcow2 is not supported"),
-        (image("qcow2"), "fs driver nbd .* is not supported: nsvirt attaches raw images"),
         (image(driver="nbd"), "An explicit disk format must be specified"),
         (image(extra=" accessmode='squash'"), "only accessmode='passthrough' is supported"),
         ("<filesystem type='template'><source name='t'/><target dir='/t'/></filesystem>",
@@ -169,6 +168,12 @@ def test_an_image_is_a_block_mount_on_a_loop_device() -> None:
 def test_what_libvirt_lxc_cannot_mount_is_refused_in_its_words(fs: str, message: str) -> None:
     with pytest.raises(DriverError, match=message):
         build(domain(fs), HostDevices(nodes={"/i.img": HostNode("f")}))
+
+
+def test_an_image_of_another_format_is_served_by_nbd() -> None:
+    p = build(domain(image("qcow2")), HostDevices(nodes={"/i.img": HostNode("f")}))
+    (op,) = [op for op in p.mounts if op.kind == "block"]
+    assert (op.nbd, op.loop, op.source) == ("qcow2", False, "/i.img")
 
 
 def test_a_missing_image_or_a_directory_is_refused() -> None:

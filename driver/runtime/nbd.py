@@ -1,0 +1,65 @@
+"""Images in formats other than raw (qcow2, vmdk, …) on the kernel's nbd devices,
+served by qemu-nbd, as libvirt's LXC driver does it: the first /dev/nbdN that
+nobody serves, `qemu-nbd --format FMT [-r] -n -c /dev/nbdN IMAGE`, and the server's
+pid put in the container's cgroup, so that it ends with the container (also when
+its supervisor is killed) and the device is free again.
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+import shutil
+
+QEMU_NBD = "qemu-nbd"
+CONNECT_TIMEOUT = 30.0  # a bound on qemu-nbd's start, not a delay
+
+
+def unavailable(sysfs: str = "/sys") -> str | None:
+    """Why images cannot be served here (None: they can)."""
+    if not os.path.exists(f"{sysfs}/block/nbd0"):
+        return "this host has no nbd devices (/sys/block/nbd0: the kernel's nbd module)"
+    if shutil.which(QEMU_NBD) is None:
+        return "qemu-nbd is not installed (Debian: qemu-utils)"
+    return None
+
+
+def free_device(sysfs: str = "/sys") -> str:
+    """The first nbd device that no server holds (libvirt's rule: no `pid` file)."""
+    names = [n for n in os.listdir(f"{sysfs}/block") if n.startswith("nbd") and n[3:].isdigit()]
+    for name in sorted(names, key=lambda n: int(n[3:])):
+        if not os.path.exists(f"{sysfs}/block/{name}/pid"):
+            return f"/dev/{name}"
+    raise OSError(errno.EBUSY, "No free NBD devices")
+
+
+def connect(image: str, fmt: str, readonly: bool) -> tuple[str, int]:
+    """Serve `image` on a free nbd device: (the device, the server's pid)."""
+    import subprocess
+
+    device = free_device()
+    argv = [QEMU_NBD, "--format", fmt, *(["-r"] if readonly else []), "-n", "-c", device, image]
+    try:
+        done = subprocess.run(argv, capture_output=True, text=True, timeout=CONNECT_TIMEOUT,
+                              stdin=subprocess.DEVNULL)  # fmt: skip
+    except (OSError, subprocess.TimeoutExpired) as e:
+        raise OSError(errno.EIO, f"cannot serve {image} on {device}: {e}") from None
+    if done.returncode != 0:
+        said = done.stderr.strip().splitlines()[-1] if done.stderr.strip() else "it failed"
+        raise OSError(errno.EIO, f"qemu-nbd cannot serve {image} on {device}: {said}")
+    try:
+        with open(f"/sys/block/{os.path.basename(device)}/pid") as f:
+            return device, int(f.read())
+    except (OSError, ValueError):
+        disconnect(device)
+        raise OSError(errno.EIO, f"qemu-nbd did not connect {device}") from None
+
+
+def disconnect(device: str) -> None:
+    """Stop serving `device` (nothing if no server holds it any more)."""
+    import subprocess
+
+    if not os.path.exists(f"/sys/block/{os.path.basename(device)}/pid"):
+        return
+    subprocess.run([QEMU_NBD, "-d", device], capture_output=True, timeout=CONNECT_TIMEOUT,
+                   stdin=subprocess.DEVNULL)  # fmt: skip
