@@ -13,6 +13,13 @@ import shutil
 
 QEMU_NBD = "qemu-nbd"
 CONNECT_TIMEOUT = 30.0  # a bound on qemu-nbd's start, not a delay
+# qemu-nbd's own socket (its default, /var/lock/, is missing on some hosts)
+SOCKET_DIR = "/run"
+
+
+class NbdError(OSError):
+    def __str__(self) -> str:
+        return str(self.strerror)
 
 
 def unavailable(sysfs: str = "/sys") -> str | None:
@@ -30,7 +37,7 @@ def free_device(sysfs: str = "/sys") -> str:
     for name in sorted(names, key=lambda n: int(n[3:])):
         if not os.path.exists(f"{sysfs}/block/{name}/pid"):
             return f"/dev/{name}"
-    raise OSError(errno.EBUSY, "No free NBD devices")
+    raise NbdError(errno.EBUSY, "No free NBD devices")
 
 
 def connect(image: str, fmt: str, readonly: bool) -> tuple[str, int]:
@@ -38,21 +45,23 @@ def connect(image: str, fmt: str, readonly: bool) -> tuple[str, int]:
     import subprocess
 
     device = free_device()
-    argv = [QEMU_NBD, "--format", fmt, *(["-r"] if readonly else []), "-n", "-c", device, image]
+    sock = f"{SOCKET_DIR}/nsvirt-qemu-nbd-{os.path.basename(device)}.sock"
+    argv = [QEMU_NBD, "--format", fmt, *(["-r"] if readonly else []), "-n", "-k", sock,
+            "-c", device, image]  # fmt: skip
     try:
         done = subprocess.run(argv, capture_output=True, text=True, timeout=CONNECT_TIMEOUT,
                               stdin=subprocess.DEVNULL)  # fmt: skip
     except (OSError, subprocess.TimeoutExpired) as e:
-        raise OSError(errno.EIO, f"cannot serve {image} on {device}: {e}") from None
+        raise NbdError(errno.EIO, f"cannot serve {image} on {device}: {e}") from None
     if done.returncode != 0:
         said = done.stderr.strip().splitlines()[-1] if done.stderr.strip() else "it failed"
-        raise OSError(errno.EIO, f"qemu-nbd cannot serve {image} on {device}: {said}")
+        raise NbdError(errno.EIO, f"qemu-nbd cannot serve {image} on {device}: {said}")
     try:
         with open(f"/sys/block/{os.path.basename(device)}/pid") as f:
             return device, int(f.read())
     except (OSError, ValueError):
         disconnect(device)
-        raise OSError(errno.EIO, f"qemu-nbd did not connect {device}") from None
+        raise NbdError(errno.EIO, f"qemu-nbd did not connect {device}") from None
 
 
 def disconnect(device: str) -> None:
