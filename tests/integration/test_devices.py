@@ -283,3 +283,15 @@ def test_a_qcow2_image_is_served_by_nbd_where_the_host_has_it(
     assert served
     dom.destroy()
     assert not [d for d in served if (d / "pid").exists()]  # the server is gone with it
+
+
+@MODES
+def test_the_hosts_root_as_the_containers_root(conn, shell_of, privileged: bool) -> None:
+    # libvirt's lxc-filesystem-root: <source dir='/'/> on <target dir='/'/>
+    root = "<filesystem type='mount'><source dir='/'/><target dir='/'/></filesystem>"
+    dom = start(conn, domain_xml("hostroot", None, devices=root, privileged=privileged))
+    sh = shell_of(dom)
+    marker = Path("/etc/os-release").read_text().splitlines()[0]
+    assert sh.run("head -n 1 /etc/os-release").strip() == marker
+    assert sh.run("echo $$").strip() == "1"  # its own pid namespace all the same
+    dom.destroy()
