@@ -82,13 +82,16 @@ class DeviceOps:
                 nodes, rules = _nodes_of(dom, gone)
                 from nsvirt.driver.runtime import devnodes
 
-                try:
-                    devnodes.remove_in(run.init_pid, [n.name for n in nodes])
-                except OSError as e:
-                    raise OperationFailed(str(e)) from None
+                # the rule first: the container may hold the node elsewhere (a bind of
+                # its own) or keep its place busy; without the rule it opens nothing
                 for rule in rules:
                     self._device_rule(rule, allow=False)
                 self._write_live(_minus(dom, gone), run)
+                try:
+                    devnodes.remove_in(run.init_pid, [n.name for n in nodes])
+                except OSError as e:
+                    left = "the device is detached (its rule is gone), but its node stays"
+                    raise OperationFailed(f"{left} in the container: {e}") from None
             if config:
                 dom = self.definition(inactive=True)
                 self._store(_minus(dom, _find(dom, _device_of(dom, xml))))

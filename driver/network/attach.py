@@ -50,6 +50,9 @@ def attach(ifaces: Sequence[Any], init_pid: int, tag: str) -> list[dict[str, Any
                 _configure_host_end(host, iface, name)
             for iface in ifaces:
                 _configure_inside(inside, iface)
+            # a host device goes back by its index: the container may rename it, and
+            # give its name to a device of its own
+            indexes = [inside.index(i.guest) if i.type == "hostdev" else None for i in ifaces]
     except BaseException:
         remove_host_ends(made)
         raise
@@ -62,8 +65,9 @@ def attach(ifaces: Sequence[Any], init_pid: int, tag: str) -> list[dict[str, Any
             "mac": i.mac,
             "type": i.type,
             "source": i.network or i.bridge or i.source_dev,
+            **({"index": x} if x is not None else {}),
         }
-        for i, n in zip(ifaces, names, strict=True)
+        for i, n, x in zip(ifaces, names, indexes, strict=True)
     ]
 
 

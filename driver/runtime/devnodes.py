@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import os
 import stat
-import time
 
 from nsvirt.driver.runtime import fsmount, inroot, mounts, sockets
 from nsvirt.driver.runtime import syscalls as sc
@@ -54,7 +53,8 @@ def add_in(init_pid: int, nodes: Sequence[Any]) -> None:
     userns, owner = _userns_of(init_pid)
     held = holder(nodes, *owner) if userns else -1
     try:
-        _in_mount_ns(init_pid, userns, lambda root: _add(root, nodes, held))
+        work = _Work(lambda root: _add(root, nodes, held), (held,) if held >= 0 else ())
+        _in_mount_ns(init_pid, userns, work)
     finally:
         if held >= 0:
             os.close(held)
@@ -63,6 +63,17 @@ def add_in(init_pid: int, nodes: Sequence[Any]) -> None:
 def remove_in(init_pid: int, names: Sequence[str]) -> None:
     """Take the nodes /dev/<name> out of a running container (detach-device)."""
     _in_mount_ns(init_pid, _userns_of(init_pid)[0], lambda root: _remove(root, names))
+
+
+class _Work:
+    """What the helper runs, and the fds it needs kept open."""
+
+    def __init__(self, run: Any, fds: tuple[int, ...] = ()) -> None:
+        self.run = run
+        self.fds = fds
+
+    def __call__(self, root: int) -> None:
+        self.run(root)
 
 
 def _add(root: int, nodes: Sequence[Any], held: int) -> None:
@@ -110,8 +121,11 @@ def _userns_of(pid: int) -> tuple[bool, tuple[int, int]]:
     ids = []
     for kind in ("uid_map", "gid_map"):
         with open(f"/proc/{pid}/{kind}") as f:
-            inside, host, _ = (int(x) for x in f.readline().split())
-        ids.append(host - inside)
+            ranges = [tuple(int(x) for x in line.split()) for line in f if line.strip()]
+        root = [host for inside, host, count in ranges if inside <= 0 < inside + count]
+        if not root:
+            raise OSError(f"the container's root has no host id in its {kind}")
+        ids.append(root[0] - next(inside for inside, _, _ in ranges if inside <= 0))
     return True, (ids[0], ids[1])
 
 
@@ -121,7 +135,11 @@ def _in_mount_ns(pid: int, userns: bool, work: Any) -> None:
     namespace if it has one (what is made on its /dev must be owned by an id it
     knows, as init's own are), then its mount namespace (setns makes the helper's
     root the container's: nothing more can be imported from there). The helper's
-    error is raised here."""
+    error is raised here.
+
+    Inside, the helper is the container's to signal (a SIGSTOP, say): so its parent,
+    which the container cannot see, holds the deadline and kills it (SIGKILL ends a
+    stopped process too), and it holds none of the caller's fds but those it needs."""
     kinds = (("pid", sc.CLONE_NEWPID), ("user", sc.CLONE_NEWUSER), ("mnt", sc.CLONE_NEWNS))
     fds = {kind: os.open(f"/proc/{pid}/ns/{kind}", os.O_RDONLY | os.O_CLOEXEC)
            for kind, _ in kinds if userns or kind != "user"}  # fmt: skip
@@ -130,19 +148,18 @@ def _in_mount_ns(pid: int, userns: bool, work: Any) -> None:
     if child == 0:  # a fresh process: one thread, as setns(CLONE_NEWNS) needs
         try:
             os.close(r)
-            # in the container's pid namespace it is the container's to signal, not
-            # to trace (its memory is the host's: not dumpable)
-            sc.prctl(_PR_SET_DUMPABLE, 0, what="making the helper not dumpable")
+            _close_all_but({w, *fds.values(), *_held_by(work)})
             sc.setns(fds["pid"], sc.CLONE_NEWPID, "cannot enter the container's pid namespace")
             helper = os.fork()  # born in it
             if helper:
-                os._exit(os.waitstatus_to_exitcode(os.waitpid(helper, 0)[1]) & 0xFF)
+                os._exit(_bounded_wait(helper, HELPER_TIMEOUT, w))
+            sc.setns(fds["mnt"], sc.CLONE_NEWNS, "cannot enter its mount namespace")
             if userns:
                 sc.setns(fds["user"], sc.CLONE_NEWUSER, "cannot enter its user namespace")
                 os.setresgid(0, 0, 0)  # its root (our host ids mean nothing in there)
                 os.setresuid(0, 0, 0)
-            sc.prctl(sc.PR_SET_PDEATHSIG, 9, what="tying the helper to its parent")
-            sc.setns(fds["mnt"], sc.CLONE_NEWNS, "cannot enter its mount namespace")
+            # not dumpable (again: a change of ids resets it): its memory is the host's
+            sc.prctl(_PR_SET_DUMPABLE, 0, what="making the helper not dumpable")
             work(inroot.open_root("/"))
             os._exit(0)
         except BaseException as e:
@@ -151,21 +168,49 @@ def _in_mount_ns(pid: int, userns: bool, work: Any) -> None:
     os.close(w)
     for fd in fds.values():
         os.close(fd)
-    said, status = "", 0
-    try:  # bounded: a helper the container stopped must not hold this caller
-        deadline = time.monotonic() + HELPER_TIMEOUT
-        chunks = []
-        while sockets.wait_readable([r], max(0.0, deadline - time.monotonic())):
+    chunks = []
+    try:  # the child ends within its bound (it kills the helper at the deadline)
+        while sockets.wait_readable([r], HELPER_TIMEOUT + 5):
             chunk = os.read(r, 4096)
             if not chunk:
                 break
             chunks.append(chunk)
-        else:
-            os.kill(child, 9)  # and its helper with it (its parent-death signal)
-            chunks.append(b"the helper in the container's namespaces did not finish")
-        said = b"".join(chunks).decode(errors="replace")
     finally:
         os.close(r)
         _, status = os.waitpid(child, 0)
+    said = b"".join(chunks).decode(errors="replace")
     if said or os.waitstatus_to_exitcode(status) != 0:
         raise OSError(said or "the helper in the container's namespaces failed")
+
+
+def _bounded_wait(pid: int, timeout: float, report: int) -> int:
+    """Wait for the helper `pid` at most `timeout` s, then kill it; its exit code."""
+    pidfd = os.pidfd_open(pid)
+    try:
+        if not sockets.wait_readable([pidfd], timeout):
+            os.kill(pid, 9)
+            os.write(report, b"the helper in the container's namespaces did not finish")
+        return os.waitstatus_to_exitcode(os.waitpid(pid, 0)[1]) & 0xFF
+    finally:
+        os.close(pidfd)
+
+
+def _held_by(work: Any) -> set[int]:
+    """The fds `work` needs (a holder tmpfs), as it declares them."""
+    return set(getattr(work, "fds", ()))
+
+
+def _close_all_but(keep: set[int]) -> None:
+    """Close every fd of this (forked) process but `keep`: the caller's own files, its
+    lock and its terminal, must not be reachable from inside the container."""
+    for name in os.listdir("/proc/self/fd"):
+        fd = int(name)
+        if fd not in keep and fd > 2:
+            try:
+                os.close(fd)
+            except OSError:
+                pass
+    null = os.open(os.devnull, os.O_RDWR)
+    for std in (0, 1, 2):
+        os.dup2(null, std)
+    os.close(null)

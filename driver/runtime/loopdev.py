@@ -14,9 +14,11 @@ import ctypes
 import errno
 import fcntl
 import os
+import stat
 
 LOOP_CTL_GET_FREE = 0x4C82
 LOOP_CONFIGURE = 0x4C0A
+LOOP_CLR_FD = 0x4C01
 LO_FLAGS_READ_ONLY = 1
 LO_FLAGS_AUTOCLEAR = 4
 LO_NAME_SIZE = 64
@@ -55,13 +57,31 @@ class LoopError(OSError):
         return f"{self.filename}: {self.strerror}" if self.filename else str(self.strerror)
 
 
+def open_image(image: str, readonly: bool) -> int:
+    """Open the image file `image` without following a symlink on the way (an image
+    where the container can write could be swapped for a link to a host file
+    between two starts), and only if it is a regular file. Raises LoopError."""
+    from nsvirt.driver.runtime import inroot
+
+    flags = os.O_RDONLY if readonly else os.O_RDWR
+    try:
+        no_links = inroot.RESOLVE_NO_SYMLINKS | inroot.RESOLVE_NO_MAGICLINKS
+        fd = inroot.openat2(inroot.AT_FDCWD, image, flags, resolve=no_links)
+    except OSError as e:
+        if e.errno == errno.ELOOP:
+            raise LoopError(e.errno, f"Unable to open {image}: the path goes through a "
+                            "symlink; give the image's real path") from None  # fmt: skip
+        raise LoopError(e.errno, f"Unable to open {image}: {e.strerror}") from None
+    if not stat.S_ISREG(os.fstat(fd).st_mode):
+        os.close(fd)
+        raise LoopError(errno.EINVAL, f"Unable to open {image}: not a regular file")
+    return fd
+
+
 def attach(image: str, readonly: bool = False, dev: str = "/dev") -> tuple[str, int]:
     """Attach the file `image` to a free loop device: (its path, an open fd of it).
     The device lives while the fd (or a mount of it) does. Raises LoopError."""
-    try:
-        backing = os.open(image, (os.O_RDONLY if readonly else os.O_RDWR) | os.O_CLOEXEC)
-    except OSError as e:
-        raise LoopError(e.errno, f"Unable to open {image}: {e.strerror}") from None
+    backing = open_image(image, readonly)
     try:
         control = _open(f"{dev}/loop-control", os.O_RDWR)
         try:
@@ -85,6 +105,18 @@ def attach(image: str, readonly: bool = False, dev: str = "/dev") -> tuple[str, 
             os.close(control)
     finally:
         os.close(backing)  # the device holds the file now
+
+
+def release(fd: int) -> None:
+    """Detach the device of `fd` (ours) and close it: autoclear is a flag whoever
+    holds the device open for writing may clear (LOOP_SET_STATUS64), and an image
+    disk's container does; once the container is gone ours is the last user."""
+    try:
+        fcntl.ioctl(fd, LOOP_CLR_FD, 0)
+    except OSError:
+        pass  # detached already, or still used: autoclear then
+    finally:
+        os.close(fd)
 
 
 def backing_file(path: str, sysfs: str = "/sys") -> str | None:

@@ -40,19 +40,46 @@ def free_device(sysfs: str = "/sys") -> str:
     raise NbdError(errno.EBUSY, "No free NBD devices")
 
 
+def check_self_contained(fd: int, image: str, fmt: str) -> None:
+    """Refuse an image that names other files: qemu would open them as host root, and
+    whoever wrote the image (the container, perhaps) chose them. qcow2 without a
+    backing file or an external data file only; other formats can name files."""
+    if fmt != "qcow2":
+        why = f"(a {fmt} image can name other files); convert it to qcow2 or raw"
+        raise NbdError(errno.EINVAL, f"{image}: only qcow2 images are served through nbd {why}")
+    head = os.pread(fd, 80, 0)
+    if len(head) < 72 or head[:4] != b"QFI\xfb":
+        raise NbdError(errno.EINVAL, f"{image} is not a qcow2 image")
+    version = int.from_bytes(head[4:8], "big")
+    backing = int.from_bytes(head[8:16], "big")
+    external = version >= 3 and int.from_bytes(head[72:80], "big") & 0x4
+    if backing or external:
+        what = "a backing file" if backing else "an external data file"
+        raise NbdError(errno.EINVAL, f"{image} has {what}: only self-contained images are "
+                       "served (qemu-img convert -O qcow2 gives one)")  # fmt: skip
+
+
 def connect(image: str, fmt: str, readonly: bool) -> tuple[str, int]:
-    """Serve `image` on a free nbd device: (the device, the server's pid)."""
+    """Serve `image` on a free nbd device: (the device, the server's pid). The image is
+    opened here (no symlinks: loopdev.open_image) and qemu-nbd given that file."""
     import subprocess
 
-    device = free_device()
-    sock = f"{SOCKET_DIR}/nsvirt-qemu-nbd-{os.path.basename(device)}.sock"
-    argv = [QEMU_NBD, "--format", fmt, *(["-r"] if readonly else []), "-n", "-k", sock,
-            "-c", device, image]  # fmt: skip
+    from nsvirt.driver.runtime import loopdev
+
+    fd = loopdev.open_image(image, readonly)
     try:
-        done = subprocess.run(argv, capture_output=True, text=True, timeout=CONNECT_TIMEOUT,
-                              stdin=subprocess.DEVNULL)  # fmt: skip
-    except (OSError, subprocess.TimeoutExpired) as e:
-        raise NbdError(errno.EIO, f"cannot serve {image} on {device}: {e}") from None
+        check_self_contained(fd, image, fmt)
+        device = free_device()
+        sock = f"{SOCKET_DIR}/nsvirt-qemu-nbd-{os.path.basename(device)}.sock"
+        argv = [QEMU_NBD, "--format", fmt, *(["-r"] if readonly else []), "-n", "-k", sock,
+                "-c", device, f"/dev/fd/{fd}"]  # fmt: skip
+        try:
+            done = subprocess.run(argv, capture_output=True, text=True, pass_fds=(fd,),
+                                  timeout=CONNECT_TIMEOUT, stdin=subprocess.DEVNULL)  # fmt: skip
+        except (OSError, subprocess.TimeoutExpired) as e:
+            raise NbdError(errno.EIO, f"cannot serve {image} on {device}: {e}") from None
+    finally:
+        os.close(fd)
     if done.returncode != 0:
         said = done.stderr.strip().splitlines()[-1] if done.stderr.strip() else "it failed"
         raise NbdError(errno.EIO, f"qemu-nbd cannot serve {image} on {device}: {said}")
@@ -70,5 +97,8 @@ def disconnect(device: str) -> None:
 
     if not os.path.exists(f"/sys/block/{os.path.basename(device)}/pid"):
         return
-    subprocess.run([QEMU_NBD, "-d", device], capture_output=True, timeout=CONNECT_TIMEOUT,
-                   stdin=subprocess.DEVNULL)  # fmt: skip
+    try:
+        subprocess.run([QEMU_NBD, "-d", device], capture_output=True, timeout=CONNECT_TIMEOUT,
+                       stdin=subprocess.DEVNULL)  # fmt: skip
+    except (OSError, subprocess.TimeoutExpired) as e:
+        raise NbdError(errno.EIO, f"cannot disconnect {device}: {e}") from None

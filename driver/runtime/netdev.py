@@ -43,9 +43,10 @@ def _attr(kind: int, data: bytes) -> bytes:
     return _RTA.pack(_RTA.size + len(data), kind) + padded
 
 
-def move_home(netns_fd: int, names: list[str]) -> list[str]:
-    """Move the links `names` from the network namespace `netns_fd` into this
-    process's own (where they came from); return what could not be moved, and why."""
+def move_home(netns_fd: int, links: list[tuple[int, str]]) -> list[str]:
+    """Move the links (index, name) from the network namespace `netns_fd` into this
+    process's own (where they came from), by index and with their own names again;
+    return what could not be moved, and why."""
     home = os.open("/proc/thread-self/ns/net", os.O_RDONLY | os.O_CLOEXEC)
     try:
         sc.setns(netns_fd, sc.CLONE_NEWNET, "cannot enter the container's network namespace")
@@ -55,8 +56,8 @@ def move_home(netns_fd: int, names: list[str]) -> list[str]:
             sc.setns(home, sc.CLONE_NEWNET, "cannot return to the host's network namespace")
         failed = []
         with sock:
-            for seq, name in enumerate(names, 1):
-                body = _IFINFOMSG.pack(0, 0, 0, 0, 0)
+            for seq, (index, name) in enumerate(links, 1):
+                body = _IFINFOMSG.pack(0, 0, index, 0, 0)
                 body += _attr(_IFLA_IFNAME, name.encode() + b"\0")
                 body += _attr(_IFLA_NET_NS_FD, struct.pack("=I", home))
                 flags = _NLM_F_REQUEST | _NLM_F_ACK

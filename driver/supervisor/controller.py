@@ -251,12 +251,13 @@ class Controller:
         physical one to the first namespace, not necessarily ours)."""
         if self.netns_fd < 0:
             return
-        names = [i.guest for i in self.plan.interfaces if i.type == "hostdev"]
+        links = [(int(i["index"]), str(i["guest"])) for i in self.interfaces
+                 if i.get("type") == "hostdev" and "index" in i]  # fmt: skip
         try:
-            for failure in netdev.move_home(self.netns_fd, names):
+            for failure in netdev.move_home(self.netns_fd, links):
                 log(f"cannot give back the host device {failure}")
         except OSError as e:
-            log(f"cannot give back the host devices {', '.join(names)}: {e}")
+            log(f"cannot give back the host devices {', '.join(n for _, n in links)}: {e}")
         os.close(self.netns_fd)
         self.netns_fd = -1
 
@@ -504,9 +505,12 @@ class Controller:
         for console in self.consoles:
             console.close()
         self.consoles = []
-        for fd in self.loop_fds:  # no process of the container holds them now: detached
-            os.close(fd)
-        self.loop_fds = []
+        if self.loop_fds:  # no process of the container holds them now: detached
+            from nsvirt.driver.runtime import loopdev
+
+            for fd in self.loop_fds:
+                loopdev.release(fd)
+            self.loop_fds = []
         bound = self.server is not None  # the run files are ours only once we serve
         if self.server is not None:
             self.server.close()

@@ -95,6 +95,21 @@ def test_a_storage_hostdev_is_readable_and_other_block_devices_are_not(
         planted.unlink()
 
 
+def clear_autoclear(device: str) -> None:
+    import fcntl
+
+    fd = os.open(device, os.O_RDWR)
+    try:
+        info = loopdev._LoopInfo64()
+        fcntl.ioctl(fd, 0x4C05, info)  # LOOP_GET_STATUS64
+        info.lo_flags &= ~loopdev.LO_FLAGS_AUTOCLEAR
+        fcntl.ioctl(fd, 0x4C04, info)  # LOOP_SET_STATUS64
+        fcntl.ioctl(fd, 0x4C05, info)
+        assert not info.lo_flags & loopdev.LO_FLAGS_AUTOCLEAR
+    finally:
+        os.close(fd)
+
+
 def ext4_image(path: Path, size_mib: int, content: Path | None = None) -> Path:
     subprocess.run(["truncate", "-s", f"{size_mib}M", str(path)], check=True)
     args = ["-d", str(content)] if content else []
@@ -183,6 +198,24 @@ def released(images: list[Path], timeout: float = 5.0) -> bool:
     return True
 
 
+@MODES
+def test_an_image_reached_through_a_symlink_is_refused(
+    conn, rootfs: Path, tmp_path: Path, privileged: bool
+) -> None:
+    # an image where the container writes could be swapped for a link to a host file
+    secret = ext4_image(tmp_path / "host-only.img", 16)
+    link = tmp_path / "images" / "data.img"
+    link.parent.mkdir()
+    link.symlink_to(secret)
+    for fs in (f"<filesystem type='file'><source file='{link}'/><target dir='/home'/>"
+               "</filesystem>",
+               f"<disk type='file'><source file='{link}'/><target dev='sdb'/></disk>"):  # fmt: skip
+        dom = conn.define_xml(domain_xml("swapped", rootfs, devices=fs, privileged=privileged))
+        with pytest.raises(Exception, match="the path goes through a symlink"):
+            dom.create()
+        assert not ours_attached([secret]) and not leftovers(conn)
+
+
 @pytest.mark.parametrize(
     ("devices", "message"),
     [
@@ -218,7 +251,9 @@ def test_an_image_disk_is_a_block_device_inside_and_released_after(
     sh = shell_of(dom)
     assert sh.run("ls -l /dev/sdb").startswith("b"), sh.run("ls -l /dev")
     assert sh.run(f"head -c {len(text)} /dev/sdb").strip() == text
-    assert ours_attached([img])
+    (held,) = ours_attached([img])
+    # a writer of the device (the container) may clear its autoclear flag: as if it had
+    clear_autoclear(f"/dev/{held.split(':')[0]}")
     dom.destroy()
     assert released([img])
 

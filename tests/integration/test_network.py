@@ -368,9 +368,14 @@ def test_a_network_hostdev_is_moved_in_configured_and_given_back(
     assert f"198.51.100.0/24 via {ROUTER}" in inside.run("ip route")
     assert inside.run(f"ping -c 1 -W 5 {ROUTER} >/dev/null && echo reached").strip() == "reached"
     assert subprocess.run(["ip", "link", "show", "nicA"], capture_output=True).returncode != 0
+    # a hostile container renames it and gives its name to a device of its own
+    inside.run("ip link set nicA down && ip link set nicA name moved0 && "
+               "ip link add nicA type veth peer name fake1")  # fmt: skip
     dom.destroy()
-    # back on the host (a veth would be deleted with the namespace otherwise)
-    assert "nicA" in sh("ip -o link show nicA")
+    # the host's own device is back, under its own name (a veth would be deleted with
+    # the namespace otherwise), and nothing of the container's came out
+    assert "nicA@nicB" in sh("ip -o link show nicA")
+    assert subprocess.run(["ip", "link", "show", "fake1"], capture_output=True).returncode != 0
     dom.create()  # and moved in again
     again = shell_of(dom)
     assert "192.0.2.41/24" in again.run("ip -o addr show nicA")

@@ -238,3 +238,23 @@ def test_a_found_usb_device_is_its_bus_node_and_rule(tmp_path: Path) -> None:
     p = plan.build(dom, FACTS, partition="/p", host_devices=found)
     assert added(p)[1] == [DeviceRule("c", 189, 267, "rwm")]
     assert added(p)[0][0].name.endswith("bus/usb/003/012")
+
+
+def test_an_image_naming_other_files_is_not_served(tmp_path: Path) -> None:
+    import os
+
+    from nsvirt.driver.runtime import nbd
+
+    def qcow2(name: str, version: int, backing: int, features: int = 0) -> int:
+        path = tmp_path / name
+        head = b"QFI\xfb" + version.to_bytes(4, "big") + backing.to_bytes(8, "big")
+        path.write_bytes(head.ljust(72, b"\0") + features.to_bytes(8, "big") + b"\0" * 32)
+        return os.open(path, os.O_RDONLY)
+
+    nbd.check_self_contained(qcow2("ok.qcow2", 3, 0), "ok", "qcow2")
+    with pytest.raises(OSError, match="has a backing file"):
+        nbd.check_self_contained(qcow2("b.qcow2", 2, 4096), "b", "qcow2")
+    with pytest.raises(OSError, match="has an external data file"):
+        nbd.check_self_contained(qcow2("x.qcow2", 3, 0, 0x4), "x", "qcow2")
+    with pytest.raises(OSError, match="only qcow2 images are served"):
+        nbd.check_self_contained(qcow2("v.vmdk", 3, 0), "v", "vmdk")
