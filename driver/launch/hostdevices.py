@@ -13,7 +13,7 @@ import stat
 
 from nsvirt.driver.errors import InternalError, OperationFailed, Unsupported
 from nsvirt.driver.launch.devices import HostDevices, HostNode, wanted
-from nsvirt.driver.launch.plan import fs_driver
+from nsvirt.driver.launch.plan import disk_driver, fs_driver
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -34,6 +34,9 @@ def look_up(dom: m.DomainDef, sysfs: str = "/sys", dev: str = "/dev") -> HostDev
     for fs in dom.devices.filesystems:
         if fs.type == "file" and fs_driver(fs) == "nbd" and fs.driver_format:
             _need_nbd(fs.source or "")
+    for d in dom.devices.disks:
+        if d.type == "file" and disk_driver(d) == "nbd" and d.driver_type:
+            _need_nbd(d.source or "")
     usb: list[str | None] = []
     for h in dom.devices.hostdevs:
         if h.mode == "subsystem" and h.type == "usb":

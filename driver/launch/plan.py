@@ -72,12 +72,14 @@ class MountOp(Record):
 
 
 class ImageDisk(Record):
-    """A `<disk type='file'>`: its image goes on a loop device whose node is /dev/<name>
-    (the supervisor attaches it first and holds it: supervisor/early.py)."""
+    """A `<disk type='file'>`: its image goes on a loop device (or, in another format,
+    an nbd device) whose node is /dev/<name> (the supervisor attaches it first and
+    holds it: supervisor/early.py)."""
 
     source: str
     name: str  # the target dev
     readonly: bool = False
+    nbd: str = ""  # the image's format, served by qemu-nbd ("": raw, on a loop device)
 
 
 class NetAddr(Record):
@@ -237,17 +239,18 @@ def check_disk(d: m.Disk) -> None:
     if d.type != "file":
         return
     fmt = d.driver_type
-    driver = d.driver_name or ("loop" if fmt in (None, "raw") else "nbd")
+    driver = disk_driver(d)
     if driver == "loop" and fmt not in (None, "raw"):
         raise Unsupported(f"disk format {fmt} is not supported")
-    if driver == "nbd":
-        if fmt is None:
-            raise Unsupported("An explicit disk format must be specified")
-        raise Unsupported(f"disk driver nbd (format {fmt}, {d.source}) is not supported: nsvirt "
-                          f"attaches raw images to loop devices; convert it with 'qemu-img "
-                          f"convert -O raw {d.source} IMAGE.raw'")  # fmt: skip
-    if driver != "loop":
+    if driver == "nbd" and fmt is None:
+        raise Unsupported("An explicit disk format must be specified")
+    if driver not in ("loop", "nbd"):
         raise Unsupported(f"disk driver {driver} is not supported")
+
+
+def disk_driver(d: m.Disk) -> str:
+    """libvirt's default for an image disk: loop for raw (or no format), else nbd."""
+    return d.driver_name or ("loop" if d.driver_type in (None, "raw") else "nbd")
 
 
 def check_filesystem(fs: m.Filesystem) -> None:
@@ -382,7 +385,8 @@ def mounts(dom: m.DomainDef, userns: bool, idmapped: bool = False) -> tuple[Moun
 
 
 def image_disks(dom: m.DomainDef) -> tuple[ImageDisk, ...]:
-    return tuple(ImageDisk(d.source or "", d.target_dev, d.readonly)
+    return tuple(ImageDisk(d.source or "", d.target_dev, d.readonly,
+                           (d.driver_type or "") if disk_driver(d) == "nbd" else "")
                  for d in dom.devices.disks if d.type == "file")  # fmt: skip
 
 

@@ -59,8 +59,9 @@ def check_self_contained(fd: int, image: str, fmt: str) -> None:
                        "served (qemu-img convert -O qcow2 gives one)")  # fmt: skip
 
 
-def connect(image: str, fmt: str, readonly: bool) -> tuple[str, int]:
-    """Serve `image` on a free nbd device: (the device, the server's pid). The image is
+def connect(image: str, fmt: str, readonly: bool, device: str | None = None) -> tuple[str, int]:
+    """Serve `image` on a free nbd device (or on `device`, again after a restart: its
+    node inside has its numbers): (the device, the server's pid). The image is
     opened here (no symlinks: loopdev.open_image) and qemu-nbd given that file."""
     import subprocess
 
@@ -69,10 +70,10 @@ def connect(image: str, fmt: str, readonly: bool) -> tuple[str, int]:
     fd = loopdev.open_image(image, readonly)
     try:
         check_self_contained(fd, image, fmt)
-        device = free_device()
+        device = device or free_device()
         sock = f"{SOCKET_DIR}/nsvirt-qemu-nbd-{os.path.basename(device)}.sock"
         argv = [QEMU_NBD, "--format", fmt, *(["-r"] if readonly else []), "-n", "-k", sock,
-                "-c", device, f"/dev/fd/{fd}"]  # fmt: skip
+                "-c", device, f"/proc/self/fd/{fd}"]  # fmt: skip
         try:
             done = subprocess.run(argv, capture_output=True, text=True, pass_fds=(fd,),
                                   timeout=CONNECT_TIMEOUT, stdin=subprocess.DEVNULL)  # fmt: skip

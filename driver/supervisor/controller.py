@@ -60,6 +60,7 @@ class Controller:
         self.loop_fds = begun.loop_fds  # the image disks' loop devices (supervisor/early.py)
         self.netns_fd = -1  # init's network namespace, held while it holds a host device
         self.nbd_devices: list[str] = []  # the images served for this run (runtime/nbd.py)
+        self.nbd_disks = begun.nbd_disks  # (disk, device, pid): image disks nbd serves
         self.consoles: list[Console] = []
         self.server: ControlServer | None = None
         self.init_pid = 0
@@ -234,16 +235,34 @@ class Controller:
             op.source = device
             log(f"{op.image} served on {device} (qemu-nbd {server})")
 
-    def _release_images(self) -> None:
-        if self.nbd_devices:
+    def _serve_disks_again(self) -> None:
+        """After a restart's kill (their servers were in the cgroup): each image disk on
+        its own device again, whose numbers its node inside has."""
+        if not self.nbd_disks:
+            return
+        from nsvirt.driver.runtime import nbd
+
+        again = []
+        for disk, device, _ in self.nbd_disks:
+            nbd.disconnect(device)
+            device, server = nbd.connect(disk.source, disk.nbd, disk.readonly, device)
+            self.cgroup.attach(server)
+            again.append((disk, device, server))
+        self.nbd_disks = again
+
+    def _release_images(self, disks: bool = False) -> None:
+        devices = self.nbd_devices + ([d for _, d, _ in self.nbd_disks] if disks else [])
+        if devices:
             from nsvirt.driver.runtime import nbd
 
-            for device in self.nbd_devices:
+            for device in devices:
                 try:
                     nbd.disconnect(device)
                 except OSError as e:
                     log(f"cannot disconnect {device}: {e}")
             self.nbd_devices = []
+            if disks:
+                self.nbd_disks = []
 
     def _give_back_devices(self) -> None:
         """Move the network hostdevs back to the host, from the namespace held since
@@ -462,6 +481,7 @@ class Controller:
         try:
             self._release_images()  # their servers were in the cgroup
             self._serve_images()
+            self._serve_disks_again()
             self._start_init()
         except Exception as e:
             log(f"restart failed: {e}")
@@ -501,7 +521,7 @@ class Controller:
             startup.reap(self.init_pid)
             self.init_pid = 0
         self._give_back_devices()
-        self._release_images()
+        self._release_images(disks=True)
         for console in self.consoles:
             console.close()
         self.consoles = []

@@ -61,13 +61,14 @@ class Begun:
     error that stopped the cgroup's creation, raised later where the start's
     failures are handled)."""
 
-    __slots__ = ("cgroup", "error", "intermediate", "loop_fds")
+    __slots__ = ("cgroup", "error", "intermediate", "loop_fds", "nbd_disks")
 
     def __init__(self, cgroup: CgroupBackend) -> None:
         self.cgroup = cgroup
         self.intermediate: Intermediate | None = None
         self.error: Exception | None = None
         self.loop_fds: list[int] = []  # the image disks' loop devices, held while it runs
+        self.nbd_disks: list[tuple[Any, str, int]] = []  # (disk, nbd device, server pid)
 
 
 def begin(plan: Any) -> Begun:
@@ -77,7 +78,7 @@ def begin(plan: Any) -> Begun:
     begun = Begun(backend_for(plan.facts, plan.cgroup_partition, plan.cgroup_name))
     if plan.image_disks:
         try:  # first: their nodes and rules are the plan's before anything forks
-            begun.loop_fds = attach_image_disks(plan)
+            begun.loop_fds, begun.nbd_disks = attach_image_disks(plan)
         except OSError as e:
             begun.error = e
             return begun
@@ -86,6 +87,8 @@ def begin(plan: Any) -> Begun:
         begun.intermediate = fork_intermediate(plan, begun.cgroup, into=False)
     try:
         begun.cgroup.create(plan.limits, plan.device_rules)
+        for _, _, server in begun.nbd_disks:  # it ends with the container
+            begun.cgroup.attach(server)
     except Exception as e:
         begun.error = e  # the start's teardown discards the intermediate
         return begun
@@ -95,20 +98,27 @@ def begin(plan: Any) -> Begun:
     return begun
 
 
-def attach_image_disks(plan: Any) -> list[int]:
+def attach_image_disks(plan: Any) -> tuple[list[int], list[tuple[Any, str, int]]]:
     """Attach each <disk type='file'> image to a loop device (autoclear: released when
-    its fd, ours, and the container's opens are gone) and add its node /dev/<target>
-    and its rule to the plan; the fds, to hold while the container runs."""
+    its fd, ours, and the container's opens are gone), or serve it on an nbd device
+    (runtime/nbd.py), and add its node /dev/<target> and its rule to the plan; the
+    loop fds, to hold while the container runs, and the served (disk, device, pid)."""
     from types import SimpleNamespace
 
-    from nsvirt.driver.runtime import loopdev
+    from nsvirt.driver.runtime import loopdev, nbd
 
     fds: list[int] = []
+    served: list[tuple[Any, str, int]] = []
     try:
         for disk in plan.image_disks:
-            path, fd = loopdev.attach(disk.source, disk.readonly)
-            fds.append(fd)
-            rdev = os.fstat(fd).st_rdev
+            if disk.nbd:
+                path, server = nbd.connect(disk.source, disk.nbd, disk.readonly)
+                served.append((disk, path, server))
+                rdev = os.stat(path).st_rdev
+            else:
+                path, fd = loopdev.attach(disk.source, disk.readonly)
+                fds.append(fd)
+                rdev = os.fstat(fd).st_rdev
             numbers = {"type": "b", "major": os.major(rdev), "minor": os.minor(rdev)}
             plan.dev_nodes += (SimpleNamespace(name=disk.name, mode=0o660, source=path,
                                                **numbers),)  # fmt: skip
@@ -117,8 +127,10 @@ def attach_image_disks(plan: Any) -> list[int]:
     except BaseException:
         for fd in fds:
             os.close(fd)
+        for _, path, _ in served:
+            nbd.disconnect(path)
         raise
-    return fds
+    return fds, served
 
 
 def fork_intermediate(plan: Any, cgroup: CgroupBackend, into: bool) -> Intermediate:

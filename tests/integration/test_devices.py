@@ -310,10 +310,19 @@ def test_a_qcow2_image_is_served_by_nbd_where_the_host_has_it(
         return
     subprocess.run(["qemu-img", "convert", "-f", "raw", "-O", "qcow2", str(raw), str(image)],
                    check=True)  # fmt: skip
-    dom = start(conn, domain_xml("qcow", rootfs, devices=fs, privileged=privileged))
+    disk_image = tmp_path / "disk.qcow2"
+    text = f"nsvirt-qcow2-disk-{os.getpid()}"
+    disk_raw = tmp_path / "disk.raw"
+    disk_raw.write_bytes(text.encode().ljust(1 << 20, b"\0"))
+    subprocess.run(["qemu-img", "convert", "-f", "raw", "-O", "qcow2", str(disk_raw),
+                    str(disk_image)], check=True)  # fmt: skip
+    disk = (f"<disk type='file'><driver name='nbd' type='qcow2'/><source file='{disk_image}'/>"
+            "<target dev='sdc'/></disk>")  # fmt: skip
+    dom = start(conn, domain_xml("qcow", rootfs, devices=fs + disk, privileged=privileged))
     sh = shell_of(dom)
     assert "ext4" in sh.run("grep ' /home ' /proc/mounts")
     assert sh.run("echo q > /home/f && cat /home/f").strip() == "q"
+    assert sh.run(f"head -c {len(text)} /dev/sdc").strip() == text
     served = [d for d in Path("/sys/block").glob("nbd*") if (d / "pid").exists()]
     assert served
     dom.destroy()

@@ -258,3 +258,19 @@ def test_an_image_naming_other_files_is_not_served(tmp_path: Path) -> None:
         nbd.check_self_contained(qcow2("x.qcow2", 3, 0, 0x4), "x", "qcow2")
     with pytest.raises(OSError, match="only qcow2 images are served"):
         nbd.check_self_contained(qcow2("v.vmdk", 3, 0), "v", "vmdk")
+
+
+def test_an_image_disk_is_on_loop_or_nbd_as_libvirt_chooses() -> None:
+    def disk(driver: str) -> str:
+        return (f"<disk type='file'>{driver}<source file='/i.img'/><target dev='sdb'/>"
+                "<readonly/></disk>")  # fmt: skip
+
+    host = HostDevices(nodes={"/i.img": HostNode("f")})
+    (raw,) = build(domain(disk("")), host).image_disks
+    assert (raw.source, raw.name, raw.readonly, raw.nbd) == ("/i.img", "sdb", True, "")
+    (q,) = build(domain(disk("<driver type='qcow2'/>")), host).image_disks
+    assert q.nbd == "qcow2"
+    with pytest.raises(DriverError, match="disk format qcow2 is not supported"):
+        build(domain(disk("<driver name='loop' type='qcow2'/>")), host)
+    with pytest.raises(DriverError, match="An explicit disk format must be specified"):
+        build(domain(disk("<driver name='nbd'/>")), host)
