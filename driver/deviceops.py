@@ -52,13 +52,11 @@ class DeviceOps:
                 nodes, rules = _nodes_of(dom, device)
                 from nsvirt.driver.runtime import devnodes
 
-                for rule in rules:
-                    self._device_rule(rule, allow=True)
+                self._device_change(rules, nodes, allow=True)
                 try:
                     devnodes.add_in(run.init_pid, nodes)
                 except OSError as e:
-                    for rule in rules:
-                        self._device_rule(rule, allow=False)
+                    self._device_change(rules, nodes, allow=False)
                     raise OperationFailed(str(e)) from None
                 self._write_live(_plus(dom, device), run)
             if config:
@@ -84,8 +82,7 @@ class DeviceOps:
 
                 # the rule first: the container may hold the node elsewhere (a bind of
                 # its own) or keep its place busy; without the rule it opens nothing
-                for rule in rules:
-                    self._device_rule(rule, allow=False)
+                self._device_change(rules, nodes, allow=False)
                 self._write_live(_minus(dom, gone), run)
                 try:
                     devnodes.remove_in(run.init_pid, [n.name for n in nodes])
@@ -96,10 +93,16 @@ class DeviceOps:
                 dom = self.definition(inactive=True)
                 self._store(_minus(dom, _find(dom, _device_of(dom, xml))))
 
-    def _device_rule(self, rule: Any, *, allow: bool) -> None:
-        access = {"type": rule.type, "major": rule.major, "minor": rule.minor,
-                  "access": rule.access}  # fmt: skip
-        self._call({"op": "device", "allow": allow, "rule": access})
+    def _device_change(self, rules: list[Any], nodes: list[Any], *, allow: bool) -> None:
+        """The supervisor allows (or denies) the rules, and makes the nodes again in the
+        /dev of a restart (or no more)."""
+        self._call({"op": "device", "allow": allow,
+                    "rules": [{k: getattr(r, k) for k in _RULE} for r in rules],
+                    "nodes": [{k: getattr(n, k) for k in _NODE} for n in nodes]})  # fmt: skip
+
+
+_RULE = ("type", "major", "minor", "access")
+_NODE = ("name", "type", "major", "minor", "mode", "source")
 
 
 def _tag(xml: str) -> str:

@@ -372,6 +372,16 @@ class Controller:
             self.interfaces = before
             raise RequestError(f"cannot record the interfaces: {e.strerror}") from None
 
+    def change_devices(self, rules: list[dict[str, Any]], nodes: list[dict[str, Any]],
+                       allow: bool) -> None:  # fmt: skip
+        """attach-device (or detach-device) of a running container: the rules, and the
+        nodes the /dev of a restart has."""
+        for rule in rules:
+            self.change_device(rule, allow)
+        names = {n["name"] for n in nodes}
+        kept = tuple(n for n in self.plan.dev_nodes if n.name not in names)
+        self.plan.dev_nodes = kept + (tuple(SimpleNamespace(**n) for n in nodes) if allow else ())
+
     def change_device(self, rule: dict[str, Any], allow: bool) -> None:
         """A device attached (or detached) while the container runs: the plan's rules
         are the cgroup's, the same device possibly listed twice (a default and a

@@ -319,17 +319,30 @@ def _interfaces(ctl: Controller, client: Client, msg: dict[str, Any]) -> dict[st
 
 
 def _device(ctl: Controller, client: Client, msg: dict[str, Any]) -> dict[str, Any]:
-    """A client attaches (or detaches) a device: its rule in (or out of) the cgroup's."""
-    rule = msg.get("rule")
-    fields = {"type": str, "major": int, "minor": int, "access": str}
-    well_formed = isinstance(rule, dict) and set(rule) == set(fields)
-    if not well_formed or not all(isinstance(rule[k], t) for k, t in fields.items()) or (
-            rule["type"] not in ("b", "c")):  # fmt: skip
-        raise RequestError("malformed request: 'rule' must be a block or char device's rule")
-    if not set(rule["access"]) <= set("rwm") or not isinstance(msg.get("allow"), bool):
-        raise RequestError("malformed request: bad 'access' or 'allow'")
-    ctl.change_device(rule, msg["allow"])
+    """A client attaches (or detaches) a device: its rules in (or out of) the cgroup's,
+    its nodes in (or out of) those a restart makes."""
+    rules, nodes = msg.get("rules"), msg.get("nodes")
+    if not isinstance(msg.get("allow"), bool) or not isinstance(rules, list) or not (
+            isinstance(nodes, list)):  # fmt: skip
+        raise RequestError("malformed request: 'allow', 'rules' and 'nodes' are needed")
+    for rule in rules:
+        _check(rule, {"type": str, "major": int, "minor": int, "access": str})
+        if not set(rule["access"]) <= set("rwm"):
+            raise RequestError("malformed request: a rule's access is of r, w and m")
+    for node in nodes:
+        _check(node, {"name": str, "type": str, "major": int, "minor": int, "mode": int,
+                      "source": str})  # fmt: skip
+        if ".." in node["name"].split("/") or node["name"].startswith("/"):
+            raise RequestError("malformed request: a node's name is a path under /dev")
+    ctl.change_devices(rules, nodes, msg["allow"])
     return {"ok": True}
+
+
+def _check(item: object, fields: dict[str, type]) -> None:
+    shaped = isinstance(item, dict) and set(item) == set(fields)
+    if not shaped or not all(isinstance(item[k], t) for k, t in fields.items()) or (
+            item["type"] not in ("b", "c")):  # fmt: skip
+        raise RequestError(f"malformed request: expected {', '.join(fields)} of a device")
 
 
 def _autodestroy(ctl: Controller, client: Client, msg: dict[str, Any]) -> str:

@@ -275,6 +275,10 @@ def test_a_hostdev_is_attached_and_detached_while_it_runs(
     assert "tap7:" in sh.run("tunctl -t tap7 2>&1 && ip -o link show tap7")
     assert "<char>/dev/net/tun</char>" in dom.xml_desc()
     assert "hostdev" not in dom.xml_desc(inactive=True)  # live only
+    sh.close()
+    dom.reboot(timeout=1, wait=True)  # a restart's /dev has it too
+    sh = shell_of(dom)
+    assert sh.run("(exec 3<>/dev/net/tun) 2>&1 && echo opened").strip() == "opened"
     with pytest.raises(OperationFailed, match="host device already exists"):
         dom.attach_device(TUN_HOSTDEV, live=True, config=False)
     dom.detach_device(TUN_HOSTDEV, live=True, config=False)

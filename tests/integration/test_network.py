@@ -380,7 +380,7 @@ def test_a_network_hostdev_is_moved_in_configured_and_given_back(
     again = shell_of(dom)
     assert "192.0.2.41/24" in again.run("ip -o addr show nicA")
     again.close()  # the console is the new init's after the restart
-    dom.reboot()  # a restart gives it back to the host, then moves it into the new one
+    dom.reboot(timeout=1, wait=True)  # a restart gives it back, then moves it into the new one
     assert "192.0.2.41/24" in shell_of(dom).run("ip -o addr show nicA")
     dom.destroy()
     assert "nicA" in sh("ip -o link show nicA")
