@@ -106,10 +106,14 @@ _NODE = ("name", "type", "major", "minor", "mode", "source")
 
 
 def _tag(xml: str) -> str:
+    """The device's element name (past an XML declaration and comments)."""
     text = xml.lstrip()
-    if text.startswith("<?xml"):
-        text = text[text.index("?>") + 2 :].lstrip()
-    if not text.startswith("<"):
+    while text.startswith(("<?", "<!--")):
+        end = text.find("?>" if text.startswith("<?") else "-->")
+        if end < 0:
+            break
+        text = text[end + (2 if text.startswith("<?") else 3) :].lstrip()
+    if not text.startswith("<") or text.startswith(("<?", "<!")):
         raise Unsupported("the device XML does not start with an element")
     return text[1:].split(None, 1)[0].split(">", 1)[0].split("/", 1)[0]
 

@@ -274,3 +274,12 @@ def test_an_image_disk_is_on_loop_or_nbd_as_libvirt_chooses() -> None:
         build(domain(disk("<driver name='loop' type='qcow2'/>")), host)
     with pytest.raises(DriverError, match="An explicit disk format must be specified"):
         build(domain(disk("<driver name='nbd'/>")), host)
+
+
+def test_attach_device_reads_the_element_past_a_declaration_and_comments() -> None:
+    from nsvirt.driver.deviceops import _tag
+
+    assert _tag("<?xml version='1.0'?>\n<!-- tun -->\n<hostdev mode='capabilities'/>") == "hostdev"
+    assert _tag("  <disk type='block'>") == "disk" and _tag("<interface/>") == "interface"
+    with pytest.raises(DriverError, match="does not start with an element"):
+        _tag("hostdev")
