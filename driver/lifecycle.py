@@ -7,7 +7,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from nsvirt.driver import recovery
-from nsvirt.driver.errors import InternalError, OperationFailed, OperationInvalid
+from nsvirt.driver.errors import DriverError, InternalError, OperationFailed, OperationInvalid
 from nsvirt.driver.runtime import procstat
 from nsvirt.driver.state import compiled, runstate, store
 from nsvirt.driver.state.runstate import RunState, RunStateError
@@ -37,6 +37,7 @@ class Lifecycle:
         def is_active(self) -> bool: ...
         def state(self) -> tuple[DomainState, int]: ...
         def definition(self, inactive: bool = False) -> m.DomainDef: ...
+        def _summary(self, live: bool) -> dict[str, object]: ...
 
     def create(self) -> None:
         """Start the defined domain (libvirt's virDomainCreate)."""
@@ -45,6 +46,12 @@ class Lifecycle:
             if runstate.is_live(self._run_state_locked()):
                 raise OperationInvalid("domain is already running")
             self.start_definition(self.definition(inactive=True), persistent=True)
+        # the one-shot start came here without a usable compiled form (an upgrade, an
+        # edit behind nsvirt's back): make it again, so the next start needs no driver
+        try:
+            self._summary(live=False)
+        except (DriverError, OSError):
+            pass  # best effort: only speed depends on it
 
     def start_definition(self, dom: m.DomainDef, *, persistent: bool) -> None:
         """Plan, launch, and write the live XML. The caller holds the domain lock."""

@@ -53,8 +53,11 @@ def usable(launch: dict[str, Any], root: str, facts: dict[str, object]) -> bool:
         plan = jsonlite.loads(launch["plan"])
     except (OSError, ValueError, KeyError, TypeError):
         return False
+    from nsvirt.driver.supervisor.planview import PLAN_FORMAT
+
     return (
         launch.get("root") == [st.st_dev, st.st_ino]
         and isinstance(plan, dict)
+        and plan.get("format") == PLAN_FORMAT
         and plan.get("facts") == facts
     )

@@ -6,7 +6,8 @@ The XML stays the source of truth. A compiled file is used only when it names th
 XML file exactly as it is now — device, inode, size, mtime and ctime in ns, and a
 CRC-32 of its bytes (ctime cannot be set back by a user; the CRC catches an edit
 within one timestamp tick) — and was written by this nsvirt version in this
-format. Anything else (missing, corrupt, stale, another version's) is never used:
+format, with launch plans of this format. Anything else (missing, corrupt, stale,
+another version's) is never used:
 the driver parses the XML and writes the compiled file again.
 """
 
@@ -17,12 +18,16 @@ import zlib
 
 from nsvirt.driver import __version__
 from nsvirt.driver.state import jsonlite
+from nsvirt.driver.supervisor.planview import PLAN_FORMAT
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from nsvirt.driver.domxml import model as m
 
 FORMAT = 1
+# who wrote it: this nsvirt, and its launch plans' format (a prepared launch is one;
+# the format may change between two builds of one version)
+WRITER = f"{__version__} plan {PLAN_FORMAT}"
 MAX_SIZE = 1 << 16  # what write() makes is far smaller; a bigger file is not one of ours
 MAX_XML = 1 << 20  # the parser's own cap
 
@@ -72,7 +77,7 @@ def read(xml_path: str, compiled_path: str) -> dict[str, object] | None:
         return None
     if not isinstance(raw, dict) or raw.get("format") != FORMAT:
         return None
-    if raw.get("version") != __version__ or raw.get("source") != key:
+    if raw.get("version") != WRITER or raw.get("source") != key:
         return None
     raw.setdefault("launch", None)
     for name, kind in FIELDS.items():
@@ -92,7 +97,7 @@ def write(xml_path: str, compiled_path: str, xml: bytes, fields: dict[str, objec
         key, data = _source(xml_path)
         if data != xml:
             return False
-        text = jsonlite.dumps({"format": FORMAT, "version": __version__, "source": key, **fields})
+        text = jsonlite.dumps({"format": FORMAT, "version": WRITER, "source": key, **fields})
         os.makedirs(os.path.dirname(compiled_path), mode=0o700, exist_ok=True)
         files.write_atomic(compiled_path, text.encode(), durable=False)
     except OSError:

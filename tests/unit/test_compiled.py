@@ -85,16 +85,32 @@ def test_the_content_check_catches_what_stat_misses(conn: Connection) -> None:
     assert compiled.read(xml, cache) is None
 
 
-def test_rebuilt_when_nsvirts_version_changes(conn: Connection, monkeypatch) -> None:
+@pytest.mark.parametrize("writer", ["99.0 plan 4", f"{compiled.__version__} plan 1"],
+                         ids=["another version", "another plan format"])  # fmt: skip
+def test_rebuilt_when_nsvirts_version_or_plan_format_changes(
+    conn: Connection, monkeypatch, writer: str
+) -> None:
     conn.define_xml(XML)
     xml, cache = paths_of(conn)
-    assert json.loads(Path(cache).read_text())["version"] == compiled.__version__
-    monkeypatch.setattr(compiled, "__version__", "99.0")
-    assert compiled.read(xml, cache) is None  # another version's: not used
+    assert json.loads(Path(cache).read_text())["version"] == compiled.WRITER
+    monkeypatch.setattr(compiled, "WRITER", writer)
+    assert compiled.read(xml, cache) is None  # another writer's: not used
     assert quick_dominfo(conn) is None
     assert conn.lookup_by_name("web").info().vcpus == 2
-    assert json.loads(Path(cache).read_text())["version"] == "99.0"
+    assert json.loads(Path(cache).read_text())["version"] == writer
     assert compiled.read(xml, cache) is not None
+
+
+def test_a_prepared_launch_of_another_plan_format_is_not_used(tmp_path: Path) -> None:
+    from nsvirt.driver.launch import hostprobe, prepared
+    from nsvirt.driver.supervisor.planview import PLAN_FORMAT
+
+    st = os.stat(tmp_path)
+    facts = hostprobe.probe()
+    for fmt, usable in ((PLAN_FORMAT, True), (PLAN_FORMAT - 1, False)):
+        plan = json.dumps({"format": fmt, "facts": facts})
+        launch = {"plan": plan, "root": [st.st_dev, st.st_ino], "live": ""}
+        assert prepared.usable(launch, str(tmp_path), facts) is usable
 
 
 @pytest.mark.parametrize(
