@@ -126,6 +126,13 @@ class Domain(Lifecycle, DeviceOps, Interfaces):
         used, cpu = cgusage.usage(state.cgroup)
         return DomainInfo(st, memory, used, vcpus, cpu)  # type: ignore[arg-type]
 
+    def lxc_enter_namespace(self, argv: list[str]) -> int:
+        """Run `argv` inside the running container (driver/enter.py); its exit status.
+        libvirt-python's libvirt_lxc.lxcEnterNamespace, as one call."""
+        from nsvirt.driver.enter import enter_namespace
+
+        return enter_namespace(self, argv)
+
     def cgroup_dirs(self) -> dict[str, str]:
         """The container's cgroup directories, by controller."""
         return dict(self._live().cgroup)

@@ -155,3 +155,24 @@ def autostart(ctx: Context, args: argparse.Namespace) -> int:
         raise CommandFailed(f"Failed to {verb} domain '{dom.name}' as autostarted", e) from e
     ctx.print(f"Domain '{dom.name}' {verb}ed as autostarted\n")
     return 0
+
+
+def _enter_args(p: argparse.ArgumentParser) -> None:
+    domain_arg(p)
+    p.add_argument("--noseclabel", action="store_true",
+                   help="keep nsvirsh's security label (nsvirt sets none: accepted)")  # fmt: skip
+    p.add_argument("cmd", nargs="*", metavar="/path/to/binary",
+                   help="the command (a path inside the container) and its arguments, "
+                        "after -- when they start with a dash")  # fmt: skip
+
+
+@command("lxc-enter-namespace", "LXC Guest Enter Namespace", _enter_args, domains="active")
+def lxc_enter_namespace(ctx: Context, args: argparse.Namespace) -> int:
+    """Run a command in the container's namespaces and cgroup; nsvirsh exits with its
+    status (virsh exits 1 whenever it is not 0: a deliberate difference)."""
+    dom = ctx.lookup(domain_of(args, "lxc-enter-namespace"))
+    argv = list(args.cmd)
+    if not argv:
+        raise ShellError("command 'lxc-enter-namespace' requires <cmd> option")
+    ctx.out.flush()
+    return dom.lxc_enter_namespace(argv)
