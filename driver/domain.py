@@ -133,6 +133,13 @@ class Domain(Lifecycle, DeviceOps, Interfaces):
 
         return enter_namespace(self, argv)
 
+    def send_process_signal(self, pid: int, signum: int) -> None:
+        """libvirt's virDomainSendProcessSignal: `signum` in its numbering
+        (driver/signals.py: 15 is term), to the process numbered `pid` inside."""
+        from nsvirt.driver import signals
+
+        signals.send(self, pid, signum)
+
     def cgroup_dirs(self) -> dict[str, str]:
         """The container's cgroup directories, by controller."""
         return dict(self._live().cgroup)

@@ -176,3 +176,32 @@ def lxc_enter_namespace(ctx: Context, args: argparse.Namespace) -> int:
         raise ShellError("command 'lxc-enter-namespace' requires <cmd> option")
     ctx.out.flush()
     return dom.lxc_enter_namespace(argv)
+
+
+def _signal_args(p: argparse.ArgumentParser) -> None:
+    domain_arg(p)
+    p.add_argument("pid", nargs="?", metavar="PID", help="the process ID, as the domain sees it")
+    p.add_argument("signame", nargs="?", metavar="SIGNAME", help="the signal: a number or name")
+    p.add_argument("--pid", dest="pid_opt", help=argparse.SUPPRESS)
+    p.add_argument("--signame", dest="signame_opt", help=argparse.SUPPRESS)
+
+
+@command("send-process-signal", "Send signals to processes", _signal_args, domains="active")
+def send_process_signal(ctx: Context, args: argparse.Namespace) -> int:
+    from nsvirt.driver import signals
+
+    dom = ctx.lookup(domain_of(args, "send-process-signal"))
+    pid = args.pid_opt or args.pid
+    name = args.signame_opt or args.signame
+    if pid is None:
+        raise ShellError("command 'send-process-signal' requires <pid> option")
+    if name is None:
+        raise ShellError("command 'send-process-signal' requires <signame> option")
+    try:
+        number = int(pid)
+    except ValueError:
+        raise ShellError(
+            f"Numeric value '{pid}' for <pid> option is malformed or out of range"
+        ) from None
+    dom.send_process_signal(number, signals.parse(name))
+    return 0

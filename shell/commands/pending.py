@@ -20,7 +20,6 @@ PENDING = (
     ("blkiotune", "Get or set blkio parameters", "virDomainGetBlkioParameters", "all"),
     ("dommemstat", "get memory statistics for a domain", "virDomainMemoryStats", "active"),
     ("cpu-stats", "show domain cpu statistics", "virDomainGetCPUStats", "active"),
-    ("send-process-signal", "Send signals to processes", "virDomainSendProcessSignal", "active"),
     ("event", "Domain Events", "virConnectDomainEventRegisterAny", ""),
 )
 

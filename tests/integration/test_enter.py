@@ -74,3 +74,43 @@ def test_exit_codes_pass_through_and_a_stopped_domain_is_refused(
     dom.destroy()
     with pytest.raises(OperationInvalid, match="domain is not running"):
         dom.lxc_enter_namespace(["/bin/true"])
+
+
+@MODES
+def test_send_process_signal_reaches_the_process_the_domain_numbers(
+    conn, rootfs, tmp_path, privileged
+) -> None:
+    from nsvirt.driver import signals
+    from nsvirt.driver.runtime.procstat import wait_gone
+
+    init = ("-c", "sleep 1000 & sleep 2000")
+    dom = start(conn, domain_xml("sig", rootfs, init="/bin/sh", args=init, privileged=privileged))
+    find = "for p in $(pidof sleep); do grep -q 1000 /proc/$p/cmdline && echo $p; done"
+    sleeper = int(inside(dom, find, tmp_path)[1].split()[0])  # its pid inside, not the host's
+    host = signals._host_pid(dom.init_pid(), sleeper)
+    assert host != sleeper and Path(f"/proc/{host}/cmdline").read_bytes() == b"sleep\x001000\x00"
+    dom.send_process_signal(sleeper, signals.parse("SIG_TERM"))
+    assert wait_gone(host, 10) and dom.is_active()  # that sleep, and only it
+    nsvirsh = [sys.executable, "-m", "nsvirt.shell", "-c", conn.uri]
+    cases = (((str(sleeper), "term"), "no process"), (("1", "bogus"), "malformed signal name"),
+             (("x", "term"), "Numeric value 'x'"))  # fmt: skip
+    for args, words in cases:
+        run = subprocess.run([*nsvirsh, "send-process-signal", "sig", *args],
+                             capture_output=True, text=True)  # fmt: skip
+        assert run.returncode == 1 and words in run.stderr, run.stderr
+    init_pid = dom.init_pid()
+    run = subprocess.run([*nsvirsh, "send-process-signal", "sig", "1", "kill"],
+                         capture_output=True, text=True)  # fmt: skip
+    assert run.returncode == 0, run.stderr
+    assert wait_gone(init_pid, 10)
+
+
+def test_virsh_signal_names_and_numbers() -> None:
+    from nsvirt.driver import signals
+
+    assert [signals.parse(n) for n in ("15", "term", "SIGTERM", "sig_term", "Term")] == [15] * 5
+    assert signals.host_signal(signals.parse("kill")) == 9
+    assert signals.host_signal(signals.parse("nop")) == 0
+    assert signals.host_signal(signals.parse("rt0")) == __import__("signal").SIGRTMIN
+    with pytest.raises(Exception, match="malformed signal name: 99"):
+        signals.parse("99")
