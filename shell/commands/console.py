@@ -125,3 +125,16 @@ def _relay(stream: object, stdin: int, stdout: int, wake: int, esc: int) -> None
 def console(ctx: Context, args: argparse.Namespace) -> int:
     return attach(ctx, domain_of(args, "console"), force=args.force, devname=args.devname,
                   escape=ctx.escape)  # fmt: skip
+
+
+@command("ttyconsole", "tty console", domain_arg, domains="active")
+def ttyconsole(ctx: Context, args: argparse.Namespace) -> int:
+    """The host pty of the domain's first console, as virsh prints it."""
+    from nsvirt.driver.state import runstate
+
+    dom = ctx.lookup(domain_of(args, "ttyconsole"))
+    state = dom.run_state()
+    if not runstate.is_live(state) or state is None or not state.consoles:
+        raise ShellError("failed to get console")  # virsh's words for a domain without one
+    ctx.out.write(f"{state.consoles[0]}\n\n")
+    return 0

@@ -7,6 +7,7 @@ import os
 import socket
 
 from nsvirt.shell.commands import Context, command
+from nsvirt.shell.report import ShellError
 
 
 def _none(p: argparse.ArgumentParser) -> None:
@@ -108,4 +109,28 @@ def nodeinfo(ctx: Context, args: argparse.Namespace) -> int:
         ("Memory size", f"{mem_kib} KiB"),
     ]
     ctx.out.write("".join(f"{k + ':':<20} {v}\n" for k, v in rows) + "\n")
+    return 0
+
+
+def _cell_arg(p: argparse.ArgumentParser) -> None:
+    p.add_argument("cell", nargs="?", metavar="CELL", help="a NUMA cell (this host has one: 0)")
+    p.add_argument("--cell", dest="cell_opt", help=argparse.SUPPRESS)
+
+
+@command("nodememstats", "Prints memory stats of the node.", _cell_arg)
+def nodememstats(ctx: Context, args: argparse.Namespace) -> int:
+    """virsh's layout: total, free, buffers, cached (KiB), from /proc/meminfo."""
+    cell = args.cell_opt if args.cell_opt is not None else args.cell
+    if cell is not None and cell not in ("0", "-1"):
+        raise ShellError(f"invalid argument: cell number {cell} is not valid: this host has "
+                         "one NUMA cell, 0")  # fmt: skip
+    fields = {}
+    with open("/proc/meminfo") as f:
+        for line in f:
+            key, _, rest = line.partition(":")
+            fields[key] = int(rest.split()[0]) if rest.split() else 0
+    rows = (("total", "MemTotal"), ("free", "MemFree"), ("buffers", "Buffers"),
+            ("cached", "Cached"))  # fmt: skip
+    ctx.out.write("".join(f"{label:<7}: {fields.get(key, 0):20} KiB\n" for label, key in rows))
+    ctx.out.write("\n")
     return 0

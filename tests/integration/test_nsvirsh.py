@@ -13,7 +13,7 @@ from pathlib import Path
 import pexpect
 import pytest
 
-from tests.integration.conftest import domain_xml
+from tests.integration.conftest import domain_xml, start
 
 UUID = "05621346-d353-4bab-acc3-5004556ddd1a"
 
@@ -225,3 +225,20 @@ def test_interactive_session_in_a_real_terminal(conn, pair, tmp_path: Path) -> N
         assert (tmp_path / "nsvirsh/history").exists()
     finally:
         shell.close(force=True)
+
+
+def test_nodememstats_and_ttyconsole_print_virshs_layouts(conn, rootfs) -> None:
+    mem = nsvirsh(conn, "nodememstats")
+    assert mem.returncode == 0, mem.stderr
+    lines = mem.stdout.splitlines()
+    assert [ln.split(":")[0] for ln in lines[:4]] == ["total  ", "free   ", "buffers", "cached "]
+    total = int(Path("/proc/meminfo").read_text().split()[1])
+    assert lines[0] == f"total  : {total:20} KiB" and lines[4] == ""
+    assert nsvirsh(conn, "nodememstats", "3").returncode == 1
+    dom = start(conn, domain_xml("tty", rootfs))
+    tty = nsvirsh(conn, "ttyconsole", "tty")
+    assert tty.returncode == 0 and tty.stdout == f"{dom.run_state().consoles[0]}\n\n"
+    assert tty.stdout.startswith("/dev/pts/")
+    dom.destroy()
+    gone = nsvirsh(conn, "ttyconsole", "tty")
+    assert gone.returncode == 1 and gone.stderr.startswith("error: ")
