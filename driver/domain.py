@@ -23,6 +23,7 @@ from nsvirt.driver import recovery
 from nsvirt.driver.deviceops import DeviceOps
 from nsvirt.driver.errors import (
     NoDomainError,
+    OperationFailed,
     OperationInvalid,
     XMLSyntaxError,
 )
@@ -125,6 +126,20 @@ class Domain(Lifecycle, DeviceOps, Interfaces):
 
         used, cpu = cgusage.usage(state.cgroup)
         return DomainInfo(st, memory, used, vcpus, cpu)  # type: ignore[arg-type]
+
+    def memory_stats(self) -> dict[str, int]:
+        """libvirt's virDomainMemoryStats for LXC, as libvirt-python's memoryStats()
+        has it: actual (the current memory), swap_in (in swap) and rss (in use), KiB."""
+        from nsvirt.driver.runtime import cgusage
+
+        state = self._live()
+        summary = self._summary(True)
+        try:
+            rss = cgusage.memory_usage(state.cgroup) // 1024
+            swap = cgusage.swap_usage(state.cgroup) // 1024
+        except (OSError, ValueError, KeyError) as e:
+            raise OperationFailed(f"cannot read the memory statistics: {e}") from None
+        return {"actual": int(summary["current_memory"]), "swap_in": swap, "rss": rss}  # type: ignore[call-overload]
 
     def lxc_enter_namespace(self, argv: list[str]) -> int:
         """Run `argv` inside the running container (driver/enter.py); its exit status.

@@ -30,6 +30,21 @@ def cpu_time_ns(dirs: dict[str, str]) -> int:
     return int(read_value(dirs["cpuacct"] + "/cpuacct.usage"))
 
 
+def swap_usage(dirs: dict[str, str]) -> int:
+    """Bytes of the container's memory in swap (0 where the kernel does not account
+    swap: v1 without swapaccount)."""
+    if "unified" in dirs:
+        try:
+            return int(read_value(dirs["unified"] + "/memory.swap.current"))
+        except FileNotFoundError:
+            return 0
+    try:
+        both = int(read_value(dirs["memory"] + "/memory.memsw.usage_in_bytes"))
+    except FileNotFoundError:
+        return 0
+    return max(0, both - memory_usage(dirs))
+
+
 def usage(dirs: dict[str, str]) -> tuple[int, int]:
     """(memory in use in KiB, CPU time in ns); 0s where the cgroup cannot say (it
     is going away)."""

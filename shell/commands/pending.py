@@ -18,7 +18,6 @@ PENDING = (
     ("memtune", "Get or set memory parameters", "virDomainGetMemoryParameters", "all"),
     ("schedinfo", "show/set scheduler parameters", "virDomainGetSchedulerType", "all"),
     ("blkiotune", "Get or set blkio parameters", "virDomainGetBlkioParameters", "all"),
-    ("dommemstat", "get memory statistics for a domain", "virDomainMemoryStats", "active"),
     ("cpu-stats", "show domain cpu statistics", "virDomainGetCPUStats", "active"),
     ("event", "Domain Events", "virConnectDomainEventRegisterAny", ""),
 )

@@ -174,3 +174,26 @@ def test_init_user_group_dir_and_env(conn, rootfs: Path, shell_of) -> None:
         "/home/tester",
     ]
     assert _cap_mask(sh.run("cat /proc/self/status"), "CapEff") == 0
+
+
+@pytest.mark.v2
+def test_dommemstat_moves_when_memory_is_used_inside(conn, rootfs: Path, shell_of) -> None:
+    import subprocess
+    import sys
+
+    dom = start(conn, domain_xml("memstat", rootfs, memory_mib=128))
+    before = dom.memory_stats()
+    assert before["actual"] == 128 * 1024 and before["swap_in"] >= 0 and before["rss"] > 0
+    sh = shell_of(dom)
+    sh.run("dd if=/dev/zero of=/dev/shm/fill bs=1M count=40 2>/dev/null")  # 40 MiB of shm
+    after = dom.memory_stats()
+    assert after["rss"] - before["rss"] > 35 * 1024, (before, after)
+    run = subprocess.run([sys.executable, "-m", "nsvirt.shell", "-c", conn.uri, "dommemstat",
+                          "memstat"], capture_output=True, text=True)  # fmt: skip
+    assert run.returncode == 0, run.stderr
+    assert [ln.split()[0] for ln in run.stdout.splitlines()[:3]] == ["actual", "swap_in", "rss"]
+    assert run.stdout.endswith("\n\n")
+    dom.destroy()
+    stopped = subprocess.run([sys.executable, "-m", "nsvirt.shell", "-c", conn.uri,
+                              "dommemstat", "memstat"], capture_output=True, text=True)  # fmt: skip
+    assert stopped.returncode == 1 and "domain is not running" in stopped.stderr
