@@ -67,10 +67,11 @@ def send(dom: Domain, pid: int, number: int) -> None:
     assert state is not None
     sig = host_signal(number)
     host_pid = _host_pid(state.init_pid, pid)
-    try:  # by pidfd: the process found is the one signalled, even if it exits meanwhile
-        fd = os.pidfd_open(host_pid)
-    except ProcessLookupError:
-        raise OperationFailed(f"no process {pid} in the domain") from None
+    from nsvirt.driver.runtime import procstat
+
+    fd = procstat.open_pidfd(host_pid)  # the process found is the one signalled
+    if fd is None:
+        raise OperationFailed(f"no process {pid} in the domain")
     try:
         if _host_pid(state.init_pid, pid) != host_pid:  # the pid was reused meanwhile
             raise OperationFailed(f"no process {pid} in the domain")

@@ -16,7 +16,7 @@ from __future__ import annotations
 import os
 import stat
 
-from nsvirt.driver.runtime import fsmount, inroot, mounts, sockets
+from nsvirt.driver.runtime import enter, fsmount, inroot, mounts, sockets
 from nsvirt.driver.runtime import syscalls as sc
 
 TYPE_CHECKING = False
@@ -48,13 +48,13 @@ def holder(nodes: Sequence[Any], uid: int, gid: int) -> int:
 
 def add_in(init_pid: int, nodes: Sequence[Any]) -> None:
     """Make `nodes` in the /dev of a running container (attach-device): in a helper
-    child inside its mount namespace, resolved in its root; in a user namespace
-    bound from a tmpfs of ours (owned by its root), else mknod. Raises OSError."""
+    child inside its namespaces, resolved in its root; in a user namespace bound from
+    a tmpfs of ours (owned by its root), else mknod. Raises OSError."""
     userns, owner = _userns_of(init_pid)
     held = holder(nodes, *owner) if userns else -1
     try:
-        work = _Work(lambda root: _add(root, nodes, held), (held,) if held >= 0 else ())
-        _in_mount_ns(init_pid, userns, work)
+        keep = (held,) if held >= 0 else ()
+        _in_container(init_pid, lambda root: _add(root, nodes, held), keep)
     finally:
         if held >= 0:
             os.close(held)
@@ -62,18 +62,7 @@ def add_in(init_pid: int, nodes: Sequence[Any]) -> None:
 
 def remove_in(init_pid: int, names: Sequence[str]) -> None:
     """Take the nodes /dev/<name> out of a running container (detach-device)."""
-    _in_mount_ns(init_pid, _userns_of(init_pid)[0], lambda root: _remove(root, names))
-
-
-class _Work:
-    """What the helper runs, and the fds it needs kept open."""
-
-    def __init__(self, run: Any, fds: tuple[int, ...] = ()) -> None:
-        self.run = run
-        self.fds = fds
-
-    def __call__(self, root: int) -> None:
-        self.run(root)
+    _in_container(init_pid, lambda root: _remove(root, names))
 
 
 def _add(root: int, nodes: Sequence[Any], held: int) -> None:
@@ -129,36 +118,34 @@ def _userns_of(pid: int) -> tuple[bool, tuple[int, int]]:
     return True, (ids[0], ids[1])
 
 
-def _in_mount_ns(pid: int, userns: bool, work: Any) -> None:
-    """Run work(root fd) in a helper inside `pid`'s namespaces: its pid namespace (so
-    that the container's /proc knows the helper: /proc/self/fd paths), its user
-    namespace if it has one (what is made on its /dev must be owned by an id it
-    knows, as init's own are), then its mount namespace (setns makes the helper's
-    root the container's: nothing more can be imported from there). The helper's
-    error is raised here.
+def _in_container(pid: int, work: Any, keep: Sequence[int] = ()) -> None:
+    """Run work(root fd) in a helper inside `pid`'s pid namespace (so that the
+    container's /proc knows it: /proc/self/fd paths), its user namespace if it has one
+    (what is made on its /dev must be owned by an id it knows, as init's own are) and
+    its mount namespace (the helper's root becomes the container's: nothing more can
+    be imported from there); runtime/enter.py's join() enters them. The helper's error
+    is raised here.
 
     Inside, the helper is the container's to signal (a SIGSTOP, say): so its parent,
-    which the container cannot see, holds the deadline and kills it (SIGKILL ends a
-    stopped process too), and it holds none of the caller's fds but those it needs."""
-    kinds = (("pid", sc.CLONE_NEWPID), ("user", sc.CLONE_NEWUSER), ("mnt", sc.CLONE_NEWNS))
-    fds = {kind: os.open(f"/proc/{pid}/ns/{kind}", os.O_RDONLY | os.O_CLOEXEC)
-           for kind, _ in kinds if userns or kind != "user"}  # fmt: skip
+    which stays out of the pid namespace where the container cannot see it, holds the
+    deadline and kills it (SIGKILL ends a stopped process too); and neither holds any
+    of the caller's fds but `keep` (a holder tmpfs) and the error pipe."""
+    fds = enter.namespaces_of(pid, ("user", "pid", "mnt"))
     r, w = os.pipe()
     child = os.fork()
     if child == 0:  # a fresh process: one thread, as setns(CLONE_NEWNS) needs
         try:
             os.close(r)
-            _close_all_but({w, *fds.values(), *_held_by(work)})
-            sc.setns(fds["pid"], sc.CLONE_NEWPID, "cannot enter the container's pid namespace")
-            helper = os.fork()  # born in it
+            sc.close_fds_except(w, *fds.values(), *keep)
+            null = os.open(os.devnull, os.O_RDWR)  # nor the caller's terminal
+            for std in (0, 1, 2):
+                os.dup2(null, std)
+            os.close(null)
+            enter.join(fds)
+            helper = os.fork()  # born in the pid namespace
             if helper:
                 os._exit(_bounded_wait(helper, HELPER_TIMEOUT, w))
-            sc.setns(fds["mnt"], sc.CLONE_NEWNS, "cannot enter its mount namespace")
-            if userns:
-                sc.setns(fds["user"], sc.CLONE_NEWUSER, "cannot enter its user namespace")
-                os.setresgid(0, 0, 0)  # its root (our host ids mean nothing in there)
-                os.setresuid(0, 0, 0)
-            # not dumpable (again: a change of ids resets it): its memory is the host's
+            # not dumpable (a change of ids reset it): its memory is the host's
             sc.prctl(_PR_SET_DUMPABLE, 0, what="making the helper not dumpable")
             work(inroot.open_root("/"))
             os._exit(0)
@@ -193,24 +180,3 @@ def _bounded_wait(pid: int, timeout: float, report: int) -> int:
         return os.waitstatus_to_exitcode(os.waitpid(pid, 0)[1]) & 0xFF
     finally:
         os.close(pidfd)
-
-
-def _held_by(work: Any) -> set[int]:
-    """The fds `work` needs (a holder tmpfs), as it declares them."""
-    return set(getattr(work, "fds", ()))
-
-
-def _close_all_but(keep: set[int]) -> None:
-    """Close every fd of this (forked) process but `keep`: the caller's own files, its
-    lock and its terminal, must not be reachable from inside the container."""
-    for name in os.listdir("/proc/self/fd"):
-        fd = int(name)
-        if fd not in keep and fd > 2:
-            try:
-                os.close(fd)
-            except OSError:
-                pass
-    null = os.open(os.devnull, os.O_RDWR)
-    for std in (0, 1, 2):
-        os.dup2(null, std)
-    os.close(null)

@@ -38,7 +38,7 @@ def run(init_pid: int, argv: Sequence[str], env: Mapping[str, str], cgroup_procs
         keep_caps: Sequence[str], seccomp_program: bytes, no_new_privs: bool) -> int:  # fmt: skip
     """Run `argv` inside the container of `init_pid`; its exit status (a signal N: 128+N).
     `cgroup_procs`: the cgroup.procs files of the container's payload cgroup."""
-    fds = _namespaces_of(init_pid)
+    fds = namespaces_of(init_pid)
     r, w = os.pipe()
     child = os.fork()
     if child == 0:
@@ -66,10 +66,13 @@ def run(init_pid: int, argv: Sequence[str], env: Mapping[str, str], cgroup_procs
     return _exit_code(status)
 
 
-def _namespaces_of(pid: int) -> dict[str, int]:
-    """An fd of each namespace `pid` has that this process does not share."""
+def namespaces_of(pid: int, kinds: Sequence[str] = ()) -> dict[str, int]:
+    """An fd of each namespace `pid` has that this process does not share (of `kinds`,
+    if given); for join()."""
     fds = {}
     for kind, _ in NAMESPACES:
+        if kinds and kind not in kinds:
+            continue
         theirs = f"/proc/{pid}/ns/{kind}"
         if os.readlink(theirs) != os.readlink(f"/proc/self/ns/{kind}"):
             fds[kind] = os.open(theirs, os.O_RDONLY | os.O_CLOEXEC)
@@ -80,6 +83,13 @@ def _enter(fds: dict[str, int], cgroup_procs: Sequence[str]) -> None:
     for path in cgroup_procs:  # first: these are host paths
         with open(path, "w") as f:
             f.write("0")
+    join(fds)
+
+
+def join(fds: dict[str, int]) -> None:
+    """Enter the namespaces of namespaces_of() (closing their fds), in the order that
+    works: user first (the others belong to it), mnt last; then become its root. The
+    caller must be one thread; a pid namespace holds only its children from then on."""
     for kind, flag in NAMESPACES:
         if kind in fds:
             sc.setns(fds[kind], flag, f"cannot enter the container's {kind} namespace")
