@@ -5,8 +5,10 @@ device tests run in the v2 lane too (the device cgroup is a program there)."""
 from __future__ import annotations
 
 import os
+import select
 import shutil
 import signal
+import socket
 import subprocess
 import time
 from collections.abc import Iterator
@@ -188,13 +190,18 @@ def test_a_killed_supervisor_and_a_failed_start_leave_no_loop_device(
 
 
 def released(images: list[Path], timeout: float = 5.0) -> bool:
-    """Wait (a bound, not a delay) until no loop device holds `images`: after a kill
-    the kernel detaches a device from a work queue, a moment later."""
-    deadline = time.monotonic() + timeout
-    while ours_attached(images):
-        if time.monotonic() > deadline:
-            return False
-        time.sleep(0.01)
+    """Wait until no loop device holds `images`: after a kill the kernel detaches a
+    device from a work queue a moment later, and says so (a uevent "change" of the
+    device), which is what this waits on (at most `timeout`: a bound, not a delay)."""
+    uevents = socket.socket(socket.AF_NETLINK, socket.SOCK_DGRAM, 15)  # KOBJECT_UEVENT
+    with uevents:
+        uevents.bind((0, 1))  # before the first look: no change is missed
+        deadline = time.monotonic() + timeout
+        while ours_attached(images):
+            left = deadline - time.monotonic()
+            if left <= 0 or not select.select([uevents], [], [], left)[0]:
+                return False
+            uevents.recv(65536)  # a device changed: look again
     return True
 
 
