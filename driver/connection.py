@@ -13,7 +13,7 @@ import contextlib
 import os
 from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qs, urlsplit
 
 from nsvirt.driver import uuids
@@ -231,6 +231,16 @@ class Connection:
                 if on_broken is not None:
                     on_broken(e)
         return found
+
+    def all_domain_stats(self, active_only: bool = True) -> list[tuple[Domain, dict[str, Any]]]:
+        """libvirt's virConnectGetAllDomainStats: each domain with its statistics
+        (Domain.stats), the running ones only unless `active_only` is false."""
+        out = []
+        for dom in self.list_all():
+            stats = dom.stats()
+            if not active_only or stats["state.state"] in (1, 3):  # running, paused
+                out.append((dom, stats))
+        return out
 
     def lookup_by_name(self, name: str) -> Domain:
         """The domain of that name; XMLError if its stored definition is broken."""

@@ -23,7 +23,6 @@ from nsvirt.driver import recovery
 from nsvirt.driver.deviceops import DeviceOps
 from nsvirt.driver.errors import (
     NoDomainError,
-    OperationFailed,
     OperationInvalid,
     XMLSyntaxError,
 )
@@ -33,6 +32,8 @@ from nsvirt.driver.records import Record, replace
 from nsvirt.driver.state import files, runstate
 from nsvirt.driver.state.runstate import RunState
 from nsvirt.driver.state.states import DomainState
+from nsvirt.driver.stats import Statistics
+from nsvirt.driver.tuning import Tuning
 
 if TYPE_CHECKING:  # the model costs ~20 ms to import: one-shot `list` does without it
     from nsvirt.driver.connection import Connection
@@ -47,7 +48,7 @@ class DomainInfo(Record):
     cpu_time: int  # ns
 
 
-class Domain(Lifecycle, DeviceOps, Interfaces):
+class Domain(Lifecycle, DeviceOps, Interfaces, Tuning, Statistics):
     def __init__(self, conn: Connection, name: str, uuid: str) -> None:
         self.conn = conn
         self.name = name
@@ -126,20 +127,6 @@ class Domain(Lifecycle, DeviceOps, Interfaces):
 
         used, cpu = cgusage.usage(state.cgroup)
         return DomainInfo(st, memory, used, vcpus, cpu)  # type: ignore[arg-type]
-
-    def memory_stats(self) -> dict[str, int]:
-        """libvirt's virDomainMemoryStats for LXC, as libvirt-python's memoryStats()
-        has it: actual (the current memory), swap_in (in swap) and rss (in use), KiB."""
-        from nsvirt.driver.runtime import cgusage
-
-        state = self._live()
-        summary = self._summary(True)
-        try:
-            rss = cgusage.memory_usage(state.cgroup) // 1024
-            swap = cgusage.swap_usage(state.cgroup) // 1024
-        except (OSError, ValueError, KeyError) as e:
-            raise OperationFailed(f"cannot read the memory statistics: {e}") from None
-        return {"actual": int(summary["current_memory"]), "swap_in": swap, "rss": rss}  # type: ignore[call-overload]
 
     def lxc_enter_namespace(self, argv: list[str]) -> int:
         """Run `argv` inside the running container (driver/enter.py); its exit status.

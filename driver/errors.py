@@ -104,3 +104,17 @@ class InvalidArgument(DriverError):
 
     def __init__(self, what: str) -> None:
         super().__init__(f"invalid argument: {what}")
+
+
+class ArgumentUnsupported(DriverError):
+    """libvirt's VIR_ERR_ARGUMENT_UNSUPPORTED: a typed parameter the driver has not."""
+
+    def __init__(self, what: str) -> None:
+        super().__init__(f"argument unsupported: {what}")
+
+
+class OperationUnsupported(DriverError):
+    """libvirt's VIR_ERR_OPERATION_UNSUPPORTED: the host cannot do what was asked."""
+
+    def __init__(self, what: str) -> None:
+        super().__init__(f"Operation not supported: {what}")

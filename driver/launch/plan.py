@@ -10,7 +10,7 @@ from __future__ import annotations
 from nsvirt.driver.domxml import model as m
 from nsvirt.driver.domxml.capabilities import ALL_CAPS
 from nsvirt.driver.domxml.netaddr import address_prefix, route_prefix
-from nsvirt.driver.domxml.units import format_cpuset, parse_cpuset
+from nsvirt.driver.domxml.units import MAX_KIB, format_cpuset, parse_cpuset
 from nsvirt.driver.errors import Unsupported
 from nsvirt.driver.launch import containment, devices
 from nsvirt.driver.launch.devices import DeviceRule, DevNode, HostDevices
@@ -18,7 +18,7 @@ from nsvirt.driver.launch.hostfacts import HostFacts
 from nsvirt.driver.records import Record, factory
 from nsvirt.driver.state import jsonlite
 
-PLAN_FORMAT = 4
+PLAN_FORMAT = 5
 
 # libvirt's default policy drops the first five; nsvirt also drops what runc, crun
 # and LXC drop and a normal init does not need (docs/containment.md). SYS_BOOT is
@@ -127,6 +127,8 @@ class Limits(Record):
     cpuset_cpus: str | None = None
     cpuset_mems: str | None = None
     blkio_weight: int | None = None
+    # (host path, weight, read_iops, write_iops, read_bytes, write_bytes); 0: none
+    blkio_devices: tuple[tuple[str, int, int, int, int, int], ...] = ()
     pids_max: int | None = None
 
 
@@ -193,7 +195,8 @@ class LaunchPlan(Record):
         d["image_disks"] = tuple(ImageDisk(**x) for x in d["image_disks"])
         d["dev_symlinks"] = tuple(tuple(x) for x in d["dev_symlinks"])
         d["device_rules"] = tuple(DeviceRule(**x) for x in d["device_rules"])
-        d["limits"] = Limits(**d["limits"])
+        d["limits"] = Limits(**{**d["limits"], "blkio_devices": tuple(
+            tuple(x) for x in d["limits"].get("blkio_devices", ()))})  # fmt: skip
         d["keep_caps"] = tuple(d["keep_caps"])
         d["argv"] = tuple(d["argv"])
         d["env"] = tuple(tuple(e) for e in d["env"])
@@ -228,8 +231,6 @@ def check_supported(dom: m.DomainDef) -> None:
         check_disk(d)
     for fs in dev.filesystems:
         check_filesystem(fs)
-    if dom.blkio_devices:
-        raise Unsupported("<blkiotune><device> is not supported yet")
 
 
 def check_disk(d: m.Disk) -> None:
@@ -329,19 +330,33 @@ def limits(dom: m.DomainDef) -> Limits:
     mt = dom.memtune or m.MemTune()
     ct = dom.cputune or m.CpuTune()
     nt = dom.numatune
-    kib = 1024
     return Limits(
-        memory_limit=(mt.hard_limit or dom.memory) * kib,
-        memory_soft_limit=mt.soft_limit * kib if mt.soft_limit else None,
-        memory_swap_limit=mt.swap_hard_limit * kib if mt.swap_hard_limit else None,
+        # a container's balloon is its limit: currentMemory, as setmem sets it (libvirt
+        # starts with <memory> and leaves currentMemory to the balloon it has not)
+        memory_limit=_bytes(mt.hard_limit or dom.current_memory or dom.memory),
+        memory_soft_limit=_bytes(mt.soft_limit),
+        memory_swap_limit=_bytes(mt.swap_hard_limit),
         cpu_shares=ct.shares,
         cpu_period=ct.period,
         cpu_quota=ct.quota,
         cpuset_cpus=dom.vcpu_cpuset,
         cpuset_mems=nt.nodeset if nt and nt.mode == "strict" and nt.nodeset else None,
         blkio_weight=dom.blkio_weight,
+        blkio_devices=tuple(_throttles(d) for d in dom.blkio_devices),
         pids_max=dom.pids_max,
     )
+
+
+def _throttles(d: m.BlkioDevice) -> tuple[str, int, int, int, int, int]:
+    return (d.path, d.weight or 0, d.read_iops_sec or 0, d.write_iops_sec or 0,
+            d.read_bytes_sec or 0, d.write_bytes_sec or 0)  # fmt: skip
+
+
+def _bytes(kib: int | None) -> int | None:
+    """A memtune value in bytes; libvirt's "unlimited" (MAX_KIB) as the backends' -1."""
+    if not kib:
+        return None
+    return -1 if kib >= MAX_KIB else kib * 1024
 
 
 def _sorted_filesystems(dom: m.DomainDef) -> list[m.Filesystem]:

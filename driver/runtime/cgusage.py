@@ -52,3 +52,87 @@ def usage(dirs: dict[str, str]) -> tuple[int, int]:
         return memory_usage(dirs) // 1024, cpu_time_ns(dirs)
     except (OSError, ValueError, KeyError):
         return 0, 0
+
+
+USER_HZ = 100  # the unit of v1's cpuacct.stat (clock ticks, USER_HZ on every arch)
+
+
+def cpu_split_ns(dirs: dict[str, str]) -> tuple[int, int]:
+    """(user, system) CPU time in ns."""
+    if "unified" in dirs:
+        stat = keyed(dirs["unified"] + "/cpu.stat")
+        return int(stat["user_usec"]) * 1000, int(stat["system_usec"]) * 1000
+    stat = keyed(dirs["cpuacct"] + "/cpuacct.stat")
+    tick = 1_000_000_000 // USER_HZ
+    return int(stat["user"]) * tick, int(stat["system"]) * tick
+
+
+def cpu_time_per_cpu(dirs: dict[str, str]) -> list[int] | None:
+    """CPU time in ns by host CPU (v1's cpuacct.usage_percpu); None on v2, which
+    keeps no per-CPU account of a cgroup."""
+    if "unified" in dirs:
+        return None
+    return [int(v) for v in read_value(dirs["cpuacct"] + "/cpuacct.usage_percpu").split()]
+
+
+def block_stats(dirs: dict[str, str], device: str | None = None) -> dict[str, int]:
+    """Requests and bytes read and written by the container: rd_req, rd_bytes,
+    wr_req, wr_bytes (v1's throttle counters, v2's io.stat), of all devices or of
+    `device` (MAJOR:MINOR) alone."""
+    out = {"rd_req": 0, "rd_bytes": 0, "wr_req": 0, "wr_bytes": 0}
+    if "unified" in dirs:
+        try:
+            text = read_value(dirs["unified"] + "/io.stat")
+        except FileNotFoundError:
+            return out
+        names = {"rios": "rd_req", "rbytes": "rd_bytes", "wios": "wr_req", "wbytes": "wr_bytes"}
+        for line in text.splitlines():
+            if device is not None and not line.startswith(device + " "):
+                continue
+            for item in line.split()[1:]:
+                key, _, value = item.partition("=")
+                if key in names:
+                    out[names[key]] += int(value)
+        return out
+    base = dirs["blkio"] + "/blkio.throttle."
+    for file, req in (("io_serviced_recursive", "req"), ("io_service_bytes_recursive", "bytes")):
+        for line in read_value(base + file).splitlines():
+            words = line.split()
+            if device is not None and words[0] != device:
+                continue
+            if len(words) == 3 and words[1] in ("Read", "Write"):
+                out[("rd_" if words[1] == "Read" else "wr_") + req] += int(words[2])
+    return out
+
+
+def pressure(dirs: dict[str, str]) -> dict[str, dict[str, dict[str, float]]] | None:
+    """The cgroup's pressure stall information (v2's cpu/memory/io.pressure):
+    {"cpu": {"some": {"avg10": %, "avg60": %, "avg300": %, "total": µs}, "full": …}};
+    None on v1, which has none per cgroup."""
+    if "unified" not in dirs:
+        return None
+    out: dict[str, dict[str, dict[str, float]]] = {}
+    for resource in ("cpu", "memory", "io"):
+        try:
+            text = read_value(f"{dirs['unified']}/{resource}.pressure")
+        except FileNotFoundError:  # a kernel without PSI (psi=0)
+            continue
+        lines = {}
+        for line in text.splitlines():
+            kind, *items = line.split()
+            values = dict(item.split("=", 1) for item in items)
+            lines[kind] = {k: (int(v) if k == "total" else float(v)) for k, v in values.items()}
+        out[resource] = lines
+    return out
+
+
+def memory_events(dirs: dict[str, str]) -> dict[str, int]:
+    """How often the memory limits bit: v2's memory.events (low, high, max, oom,
+    oom_kill, oom_group_kill); on v1 oom_kill and, as max, the limit's failcnt."""
+    if "unified" in dirs:
+        return {k: int(v) for k, v in keyed(dirs["unified"] + "/memory.events").items()}
+    control = keyed(dirs["memory"] + "/memory.oom_control")
+    out = {"max": int(read_value(dirs["memory"] + "/memory.failcnt"))}
+    if "oom_kill" in control:
+        out["oom_kill"] = int(control["oom_kill"])
+    return out

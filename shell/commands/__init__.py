@@ -101,6 +101,8 @@ def load_commands() -> dict[str, Command]:
         monitor,
         network,
         pending,
+        stats,
+        tuning,
         xmledit,
     )
 

@@ -1,4 +1,4 @@
-"""Monitoring commands: list, dominfo, domstate."""
+"""Monitoring commands: list, dominfo, domstate (statistics: shell/commands/stats.py)."""
 
 from __future__ import annotations
 
@@ -148,25 +148,4 @@ def domstate(ctx: Context, args: argparse.Namespace) -> int:
         return 0
     text = f"{state.label} ({reason_label(state, reason)})" if args.reason else state.label
     print(text + "\n", file=ctx.out)
-    return 0
-
-
-def _memstat_args(p: argparse.ArgumentParser) -> None:
-    domain_arg(p)
-    p.add_argument("--period", help="the balloon's statistics period (no balloon here)")
-    for flag in ("--config", "--live", "--current"):
-        p.add_argument(flag, action="store_true", help="(with --period) as virsh has it")
-
-
-@command("dommemstat", "get memory statistics for a domain", _memstat_args, domains="active")
-def dommemstat(ctx: Context, args: argparse.Namespace) -> int:
-    """virsh's `name value` lines, KiB: what libvirt's LXC driver reports."""
-    from nsvirt.shell.report import ShellError
-
-    dom = ctx.lookup(domain_of(args, "dommemstat"))
-    if args.period is not None:  # a container has no balloon driver to poll
-        raise ShellError("this function is not supported by the connection driver: "
-                         "virDomainSetMemoryStatsPeriod")  # fmt: skip
-    stats = dom.memory_stats()
-    ctx.out.write("".join(f"{k} {v}\n" for k, v in stats.items()) + "\n")
     return 0

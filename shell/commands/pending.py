@@ -13,12 +13,6 @@ PENDING = (
         "virConnectDomainXMLFromNative",
         "",
     ),
-    ("setmem", "change memory allocation", "virDomainSetMemoryFlags", "all"),
-    ("setmaxmem", "change maximum memory limit", "virDomainSetMaxMemory", "all"),
-    ("memtune", "Get or set memory parameters", "virDomainGetMemoryParameters", "all"),
-    ("schedinfo", "show/set scheduler parameters", "virDomainGetSchedulerType", "all"),
-    ("blkiotune", "Get or set blkio parameters", "virDomainGetBlkioParameters", "all"),
-    ("cpu-stats", "show domain cpu statistics", "virDomainGetCPUStats", "active"),
     ("event", "Domain Events", "virConnectDomainEventRegisterAny", ""),
 )
 

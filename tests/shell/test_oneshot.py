@@ -89,6 +89,12 @@ def test_dumpxml_matches_libvirt_defaults(defined: Path) -> None:
     assert "  <vcpu placement='static'>1</vcpu>\n" in out
 
 
+def test_memtune_of_a_shut_off_domain_as_virsh_prints_it(defined: Path) -> None:
+    out = nsvirsh(defined, "memtune", "bench-off").stdout
+    assert out == ("hard_limit     : unlimited\nsoft_limit     : unlimited\n"
+                   "swap_hard_limit: unlimited\n\n")  # fmt: skip
+
+
 def test_semicolon_separated_commands(defined: Path) -> None:
     proc = nsvirsh(defined, "domstate bench-off; domuuid bench-off")
     assert proc.stdout == f"shut off\n\n{UUID}\n\n"
@@ -100,8 +106,14 @@ def test_semicolon_separated_commands(defined: Path) -> None:
     (["frobnicate"], "error: unknown command: 'frobnicate'\n"),
     (["list", "--bogus"], "error: command 'list' doesn't support option --bogus\n"),
     (["dominfo"], "error: command 'dominfo' requires <domain> option\n"),
-    (["memtune", "bench-off"], "error: this function is not supported by the connection "
-                               "driver: virDomainGetMemoryParameters\n"),
+    (["domxml-from-native", "lxc-tools", "x"], "error: this function is not supported by "
+                                               "the connection driver: "
+                                               "virConnectDomainXMLFromNative\n"),
+    (["memtune", "bench-off", "--live"], "error: Unable to get number of memory parameters\n"
+                                         "error: Requested operation is not valid: domain is "
+                                         "not running\n"),
+    (["setmem", "bench-off", "64M"], "error: Requested operation is not valid: domain is not "
+                                     "running\n"),
     (["-c", "qemu:///system", "list"], "error: invalid argument: no connection driver "
                                        "available for: 'qemu:///system'\n"),
     (["--frob"], "error: unsupported option '--frob'. See --help.\n"),

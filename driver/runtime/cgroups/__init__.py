@@ -24,6 +24,14 @@ if TYPE_CHECKING:
     from typing import Any
 
 PAYLOAD = "payload"  # the container's own cgroup, below the one that holds its limits
+UNLIMITED = -1  # a memory limit or CPU quota of none (v1 writes -1, v2 "max")
+LIMIT_FIELDS = ("memory_limit", "memory_soft_limit", "memory_swap_limit", "cpu_shares",
+              "cpu_period", "cpu_quota", "cpuset_cpus", "cpuset_mems", "blkio_weight",
+              "blkio_devices", "pids_max")  # fmt: skip
+# the fields a running container's limits may change in
+TUNABLE = ("memory_limit", "memory_soft_limit", "memory_swap_limit", "cpu_shares",
+           "cpu_period", "cpu_quota", "cpuset_cpus", "cpuset_mems", "blkio_weight",
+           "blkio_devices")  # fmt: skip
 
 
 class CgroupError(Exception):
@@ -49,6 +57,7 @@ if TYPE_CHECKING:  # interfaces for the type checker; nothing to import at run t
         cpuset_cpus: str | None
         cpuset_mems: str | None
         blkio_weight: int | None
+        blkio_devices: tuple[tuple[str, int, int, int, int, int], ...]
         pids_max: int | None
 
     class DeviceRule(Protocol):
@@ -79,6 +88,8 @@ if TYPE_CHECKING:  # interfaces for the type checker; nothing to import at run t
         def oom_kills(self) -> int: ...
         def describe(self) -> dict[str, str]: ...
         def payload_dirs(self) -> dict[str, str]: ...
+        def tune(self, old: Limits, new: Limits) -> None: ...
+        def settings(self) -> dict[str, Any]: ...
 
 
 def own_cgroups() -> dict[str, str]:
@@ -210,6 +221,52 @@ def remove_empty_levels(level: str, mount: str) -> None:
         except OSError:
             return
         level = os.path.dirname(level)
+
+
+def changed(old: Limits, new: Limits) -> set[str]:
+    """The tunable fields `new` sets otherwise than `old` (None: leave as it is)."""
+    return {f for f in TUNABLE
+            if getattr(new, f) is not None and getattr(new, f) != getattr(old, f)}  # fmt: skip
+
+
+def block_device(path: str) -> str:
+    """`MAJOR:MINOR` of the host block device at `path` (a throttle's or weight's key)."""
+    import stat
+
+    try:
+        st = os.stat(path)
+    except OSError as e:
+        raise CgroupError(f"cannot find block device {path}: {e.strerror}") from None
+    if not stat.S_ISBLK(st.st_mode):
+        raise CgroupError(f"{path} is not a block device")
+    return f"{os.major(st.st_rdev)}:{os.minor(st.st_rdev)}"
+
+
+def bandwidth(period: int | None, quota: int | None) -> float:
+    """CPU bandwidth as a share of one CPU (inf: no quota), to order writes by."""
+    if quota is None or quota < 0:
+        return float("inf")
+    return quota / (period or 100000)
+
+
+def plain_limits(lim: Limits, **changes: object) -> Limits:
+    """A plain copy of `lim` (a plan's Limits or the supervisor's view) with `changes`."""
+    from types import SimpleNamespace
+
+    values = {f: getattr(lim, f, None) for f in LIMIT_FIELDS}
+    return SimpleNamespace(**{**values, "blkio_unweighted": (), **changes})  # type: ignore[return-value]
+
+
+def device_changes(old: Limits, new: Limits) -> dict[str, object]:
+    """blkio_devices as tune writes them: a device no longer listed gets zeros (its
+    throttles go), and its weight is reset where it had one."""
+    if new.blkio_devices is None:
+        return {}
+    weights = {d[0]: d[1] for d in new.blkio_devices}
+    before = {d[0]: d[1] for d in old.blkio_devices or ()}
+    gone = tuple((p, 0, 0, 0, 0, 0) for p in before if p not in weights)
+    unweighted = tuple(p for p, w in before.items() if w and not weights.get(p))
+    return {"blkio_devices": tuple(new.blkio_devices) + gone, "blkio_unweighted": unweighted}
 
 
 def rule_text(rule: DeviceRule) -> str:

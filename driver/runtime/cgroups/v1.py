@@ -16,12 +16,19 @@ import time
 
 from nsvirt.driver.runtime import cgusage
 from nsvirt.driver.runtime.cgroups import (
+    LIMIT_FIELDS,
     PAYLOAD,
+    UNLIMITED,
     CgroupError,
+    bandwidth,
+    block_device,
+    changed,
     check_writable,
+    device_changes,
     kill_frozen,
     make_leaf,
     make_levels,
+    plain_limits,
     remove_empty_levels,
     remove_tree,
     rule_text,
@@ -37,6 +44,10 @@ if TYPE_CHECKING:
 CONTROLLERS = ("cpu", "cpuacct", "cpuset", "memory", "devices", "freezer", "blkio", "pids")
 # upper bounds on waiting for the kernel, not guesses at a delay
 FREEZE_TIMEOUT = 10.0
+# a device's read_iops, write_iops, read_bps, write_bps (blkiotune's order in the model)
+THROTTLES = ("blkio.throttle.read_iops_device", "blkio.throttle.write_iops_device",
+             "blkio.throttle.read_bps_device", "blkio.throttle.write_bps_device")  # fmt: skip
+UNLIMITED_FROM = 2**62  # v1 reads "no limit" as PAGE_COUNTER_MAX pages in bytes
 
 
 class V1Cgroup:
@@ -159,46 +170,117 @@ class V1Cgroup:
                     "devices.deny" if rule.type == "a" else "devices.allow",
                     rule_text(rule),
                 )
-        lim = limits
-        if lim.memory_limit is not None:
-            write("memory", "memory.limit_in_bytes", lim.memory_limit)
-        if lim.memory_soft_limit is not None:
-            write("memory", "memory.soft_limit_in_bytes", lim.memory_soft_limit)
-        if lim.memory_swap_limit is not None:
-            if not os.path.exists(os.path.join(self.dir("memory"), sub,
-                                               "memory.memsw.limit_in_bytes")):  # fmt: skip
+        fields = {f for f in LIMIT_FIELDS if getattr(limits, f, None) not in (None, ())}
+        self._set(limits, fields, sub)
+
+    def _set(self, lim: Limits, fields: set[str], sub: str) -> None:
+        """Write `fields` of `lim` into the leaf (or its `sub` level)."""
+
+        def write(ctrl: str, file: str, value: object) -> None:
+            self._write(ctrl, file, value, sub)
+
+        def exists(ctrl: str, file: str) -> bool:
+            return os.path.exists(os.path.join(self.dir(ctrl), sub, file))
+
+        memory = [f for f in ("memory_limit", "memory_swap_limit") if f in fields]
+        if len(memory) == 2 and _above(lim.memory_limit, self._memsw(sub)):
+            memory.reverse()  # memory + swap may never be below memory alone
+        for field in memory:
+            if field == "memory_limit":
+                write("memory", "memory.limit_in_bytes", lim.memory_limit)
+                continue
+            if not exists("memory", "memory.memsw.limit_in_bytes"):
                 raise CgroupError(
                     "<memtune><swap_hard_limit> needs swap accounting, which this "
                     "host's kernel has off (swapaccount=1)"
                 )
             write("memory", "memory.memsw.limit_in_bytes", lim.memory_swap_limit)
-        if lim.cpu_shares is not None:
+        if "memory_soft_limit" in fields:
+            write("memory", "memory.soft_limit_in_bytes", lim.memory_soft_limit)
+        if "cpu_shares" in fields:
             write("cpu", "cpu.shares", lim.cpu_shares)
-        if lim.cpu_period is not None:
+        if "cpu_period" in fields:
             write("cpu", "cpu.cfs_period_us", lim.cpu_period)
-        if lim.cpu_quota is not None:
+        if "cpu_quota" in fields:
             write("cpu", "cpu.cfs_quota_us", lim.cpu_quota)
-        if lim.cpuset_cpus is not None:
+        if "cpuset_cpus" in fields:
             write("cpuset", "cpuset.cpus", lim.cpuset_cpus)
-        if lim.cpuset_mems is not None:
+        if "cpuset_mems" in fields:
             write("cpuset", "cpuset.mems", lim.cpuset_mems)
-        if lim.blkio_weight is not None:
-            weight = next(
-                (
-                    f
-                    for f in ("blkio.weight", "blkio.bfq.weight")
-                    if os.path.exists(os.path.join(self.dir("blkio"), sub, f))
-                ),
-                None,
-            )
+        if "blkio_weight" in fields:
+            weight = self._blkio_file(sub, "weight")
             if weight is None:
                 raise CgroupError(
                     "<blkiotune><weight> needs a proportional I/O scheduler "
                     "(BFQ); this host has no blkio weight file"
                 )
             write("blkio", weight, lim.blkio_weight)
-        if lim.pids_max is not None:
+        if "blkio_devices" in fields:
+            for path, weight, *throttles in lim.blkio_devices:
+                key = block_device(path)
+                if weight or path in getattr(lim, "blkio_unweighted", ()):
+                    file = self._blkio_file(sub, "weight_device")
+                    if file is None:
+                        raise CgroupError("<blkiotune><device><weight> needs a blkio "
+                                          "weight_device file; this host has none")  # fmt: skip
+                    _scheduled(write, "blkio", file, f"{key} {weight}", path)
+                for file, value in zip(THROTTLES, throttles, strict=True):
+                    write("blkio", file, f"{key} {value}")
+        if "pids_max" in fields:
             write("pids", "pids.max", lim.pids_max)
+
+    def _blkio_file(self, sub: str, kind: str) -> str | None:
+        """blkio.bfq.KIND (BFQ) or blkio.KIND (CFQ, before 5.0), whichever exists."""
+        return next((f for f in (f"blkio.bfq.{kind}", f"blkio.{kind}")
+                     if os.path.exists(os.path.join(self.dir("blkio"), sub, f))), None)  # fmt: skip
+
+    def _memsw(self, sub: str) -> int:
+        try:
+            return _number(self._read_at("memory", "memory.memsw.limit_in_bytes", sub))
+        except FileNotFoundError:
+            return UNLIMITED
+
+    def _read_at(self, ctrl: str, file: str, sub: str = "") -> str:
+        return cgusage.read_value(os.path.join(self.dir(ctrl), sub, file))
+
+    def tune(self, old: Limits, new: Limits) -> None:
+        """Change the running container's limits from `old` (what the leaf has) to `new`.
+        The payload may never be allowed more than the leaf (cpuset, CFS bandwidth):
+        a widening goes to the leaf first, a narrowing to the payload first."""
+        fields = changed(old, new)
+        new = plain_limits(new, **device_changes(old, new))
+        narrow = {f for f in fields if _narrower(f, old, new)}
+        cpus = new.cpuset_cpus, old.cpuset_cpus
+        if "cpuset_cpus" in fields and not _subset(*cpus) and not _subset(*cpus[::-1]):
+            # neither holds the other: by way of both
+            self._set(plain_limits(new, cpuset_cpus=_union(*cpus)), {"cpuset_cpus"}, "")
+            narrow.add("cpuset_cpus")
+        self._set(new, fields - narrow, "")
+        self._set(new, fields, PAYLOAD)
+        self._set(new, narrow, "")
+
+    def settings(self) -> dict[str, object]:
+        """The leaf's limits now, as Limits' fields (bytes; UNLIMITED for none)."""
+        out: dict[str, object] = {}
+        files = {"memory_limit": ("memory", "memory.limit_in_bytes"),
+                 "memory_soft_limit": ("memory", "memory.soft_limit_in_bytes"),
+                 "memory_swap_limit": ("memory", "memory.memsw.limit_in_bytes"),
+                 "cpu_shares": ("cpu", "cpu.shares"), "cpu_period": ("cpu", "cpu.cfs_period_us"),
+                 "cpu_quota": ("cpu", "cpu.cfs_quota_us"),
+                 "cpuset_cpus": ("cpuset", "cpuset.cpus"),
+                 "cpuset_mems": ("cpuset", "cpuset.mems")}  # fmt: skip
+        for field, (ctrl, file) in files.items():
+            if ctrl not in self.mounts:
+                continue
+            try:
+                text = self._read(ctrl, file)
+            except FileNotFoundError:
+                continue
+            out[field] = text if ctrl == "cpuset" else _number(text)
+        weight = self._blkio_file("", "weight") if "blkio" in self.mounts else None
+        if weight is not None:
+            out["blkio_weight"] = int(self._read("blkio", weight).split()[-1])
+        return out
 
     def attach(self, pid: int) -> None:
         for ctrl in self._dirs():
@@ -272,3 +354,50 @@ class V1Cgroup:
                 if key == "oom_kill":
                     total += int(value)
         return total
+
+
+def _number(text: str) -> int:
+    value = int(text)
+    return UNLIMITED if value >= UNLIMITED_FROM else value
+
+
+def _above(limit: int | None, memsw: int) -> bool:
+    """Would memory `limit` exceed memory + swap's `memsw`?"""
+    if memsw == UNLIMITED:
+        return False
+    return limit == UNLIMITED or (limit or 0) > memsw
+
+
+def _narrower(field: str, old: Limits, new: Limits) -> bool:
+    if field in ("cpu_period", "cpu_quota"):
+        return bandwidth(new.cpu_period, new.cpu_quota) < bandwidth(old.cpu_period, old.cpu_quota)
+    if field in ("cpuset_cpus", "cpuset_mems"):
+        return _subset(getattr(new, field), getattr(old, field))
+    return False
+
+
+def _ids(text: str | None) -> set[int]:
+    ids: set[int] = set()
+    for part in (text or "").split(","):
+        if part:
+            lo, _, hi = part.partition("-")
+            ids.update(range(int(lo), int(hi or lo) + 1))
+    return ids
+
+
+def _subset(a: str | None, b: str | None) -> bool:
+    return _ids(a) <= _ids(b)
+
+
+def _union(a: str | None, b: str | None) -> str:
+    return ",".join(str(i) for i in sorted(_ids(a) | _ids(b)))
+
+
+def _scheduled(write: object, ctrl: str, file: str, value: str, path: str) -> None:
+    """A per-device weight: only BFQ honours one, and it says so with EOPNOTSUPP."""
+    try:
+        write(ctrl, file, value)  # type: ignore[operator]
+    except CgroupError as e:
+        if "not supported" in str(e):
+            raise CgroupError(f"{e} (the I/O scheduler of {path} is not bfq)") from None
+        raise

@@ -19,14 +19,20 @@ import time
 
 from nsvirt.driver.runtime import cgusage
 from nsvirt.driver.runtime.cgroups import (
+    LIMIT_FIELDS,
     PAYLOAD,
+    UNLIMITED,
     CgroupError,
+    block_device,
     bpf_devices,
+    changed,
     check_writable,
+    device_changes,
     holds_caller,
     kill_frozen,
     make_leaf,
     make_levels,
+    plain_limits,
     remove_empty_levels,
     remove_tree,
     subtree_pids,
@@ -38,6 +44,7 @@ if TYPE_CHECKING:
 
 CONTROLLERS = ("cpu", "cpuset", "io", "memory", "pids")
 WAIT_TIMEOUT = 10.0  # upper bound on waiting for the kernel, not a delay
+IO_MAX = ("riops", "wiops", "rbps", "wbps")  # io.max's keys, blkiotune's order in the model
 
 
 class V2Cgroup:
@@ -145,43 +152,106 @@ class V2Cgroup:
                               f"{e.strerror}") from None  # fmt: skip
 
     def _apply(self, lim: Limits, level: str) -> None:
+        fields = {f for f in LIMIT_FIELDS if getattr(lim, f, None) not in (None, ())}
+        self._set(lim, fields, level)
+
+    def _set(self, lim: Limits, fields: set[str], level: str) -> None:
+        """Write `fields` of `lim` into `level` (the leaf or the payload)."""
+
         def write(file: str, value: object) -> None:
             self._write(file, value, level)
 
-        if lim.memory_limit is not None:
-            write("memory.max", lim.memory_limit)
-        if lim.memory_soft_limit is not None:
-            write("memory.high", lim.memory_soft_limit)
-        if lim.memory_swap_limit is not None:
+        if "memory_limit" in fields:
+            write("memory.max", _max(lim.memory_limit))
+        if "memory_soft_limit" in fields:
+            write("memory.high", _max(lim.memory_soft_limit))
+        swap = lim.memory_swap_limit
+        if "memory_swap_limit" in fields or ("memory_limit" in fields and swap not in
+                                             (None, UNLIMITED)):  # fmt: skip
             # v1's memsw counts memory + swap; v2's swap.max counts swap alone
             if not os.path.exists(os.path.join(level, "memory.swap.max")):
                 raise CgroupError(
                     "<memtune><swap_hard_limit> needs swap accounting "
                     "(memory.swap.max), which this host does not offer"
                 )
-            mem = lim.memory_limit or 0
-            write("memory.swap.max", max(0, lim.memory_swap_limit - mem))
-        if lim.cpu_shares is not None:
-            if not 1 <= lim.cpu_shares <= 10000:
+            mem = lim.memory_limit if lim.memory_limit not in (None, UNLIMITED) else 0
+            write("memory.swap.max", "max" if swap == UNLIMITED else max(0, swap - mem))  # type: ignore[operator]
+        if "cpu_shares" in fields:
+            if not 1 <= lim.cpu_shares <= 10000:  # type: ignore[operator]
                 raise CgroupError(f"<cputune><shares>{lim.cpu_shares}</shares> is outside "
                                   "cgroup v2's cpu.weight range 1-10000")  # fmt: skip
             write("cpu.weight", lim.cpu_shares)
-        if lim.cpu_quota is not None or lim.cpu_period is not None:
-            quota = lim.cpu_quota if lim.cpu_quota not in (None, -1) else "max"
-            write("cpu.max", f"{quota} {lim.cpu_period or 100000}")
-        if lim.cpuset_cpus is not None:
+        if fields & {"cpu_period", "cpu_quota"}:
+            write("cpu.max", f"{_max(lim.cpu_quota)} {lim.cpu_period or 100000}")
+        if "cpuset_cpus" in fields:
             write("cpuset.cpus", lim.cpuset_cpus)
-        if lim.cpuset_mems is not None:
+        if "cpuset_mems" in fields:
             write("cpuset.mems", lim.cpuset_mems)
-        if lim.blkio_weight is not None:
-            if not os.path.exists(os.path.join(level, "io.weight")):
+        if "blkio_weight" in fields:
+            weight = _io_weight(level)
+            if weight is None:
                 raise CgroupError(
                     "<blkiotune><weight> needs io.weight (the BFQ scheduler "
                     "and the io controller), which this host does not offer"
                 )
-            write("io.weight", f"default {lim.blkio_weight}")
-        if lim.pids_max is not None:
+            write(weight, f"default {lim.blkio_weight}")
+        if "blkio_devices" in fields:
+            for path, weight, *throttles in lim.blkio_devices:
+                key = block_device(path)
+                if weight or path in getattr(lim, "blkio_unweighted", ()):
+                    file = _io_weight(level)
+                    if file is None:
+                        raise CgroupError("<blkiotune><device><weight> needs io.weight "
+                                          "(the BFQ scheduler); this host has none")  # fmt: skip
+                    write(file, f"{key} {weight or 'default'}")
+                limits = " ".join(f"{k}={v or 'max'}" for k, v in zip(IO_MAX, throttles,
+                                                                        strict=True))  # fmt: skip
+                write("io.max", f"{key} {limits}")
+        if "pids_max" in fields:
             write("pids.max", lim.pids_max)
+
+    def tune(self, old: Limits, new: Limits) -> None:
+        """Change the running container's limits from `old` to `new`: the leaf, then the
+        payload (on v2 a child may be set above its parent; the parent still bounds it)."""
+
+        fields = changed(old, new)
+        new = plain_limits(new, **device_changes(old, new))
+        self._set(new, fields, self.leaf)
+        self._set(new, fields, self.payload)
+
+    def settings(self) -> dict[str, object]:
+        """The leaf's limits now, as Limits' fields (bytes; UNLIMITED for none)."""
+        out: dict[str, object] = {}
+
+        def read(file: str) -> str | None:
+            try:
+                return self._read(file)
+            except FileNotFoundError:
+                return None
+
+        for field, file in (("memory_limit", "memory.max"), ("memory_soft_limit", "memory.high"),
+                            ("cpu_shares", "cpu.weight")):  # fmt: skip
+            text = read(file)
+            if text is not None:
+                out[field] = UNLIMITED if text == "max" else int(text)
+        swap = read("memory.swap.max")
+        if swap is not None:
+            mem = out.get("memory_limit", UNLIMITED)
+            out["memory_swap_limit"] = (UNLIMITED if UNLIMITED in (swap, mem) or swap == "max"
+                                        else int(swap) + mem)  # type: ignore[operator]  # fmt: skip
+        cpu = read("cpu.max")
+        if cpu is not None:
+            quota, period = cpu.split()
+            out["cpu_quota"] = UNLIMITED if quota == "max" else int(quota)
+            out["cpu_period"] = int(period)
+        for field, file in (("cpuset_cpus", "cpuset.cpus"), ("cpuset_mems", "cpuset.mems")):
+            text = read(file)
+            if text:
+                out[field] = text
+        weight = _io_weight(self.leaf)
+        if weight is not None:
+            out["blkio_weight"] = int(self._read(weight).splitlines()[0].split()[-1])
+        return out
 
     def attach(self, pid: int) -> None:
         self._write("cgroup.procs", pid, self.payload)
@@ -251,3 +321,13 @@ class V2Cgroup:
 
     def oom_kills(self) -> int:
         return int(self._keyed("memory.events").get("oom_kill", 0))
+
+
+def _max(value: int | None) -> object:
+    return "max" if value == UNLIMITED else value
+
+
+def _io_weight(level: str) -> str | None:
+    """io.bfq.weight (BFQ) or io.weight (io.cost), whichever the level has."""
+    return next((f for f in ("io.bfq.weight", "io.weight")
+                 if os.path.exists(os.path.join(level, f))), None)  # fmt: skip
