@@ -232,6 +232,20 @@ class Connection:
                     on_broken(e)
         return found
 
+    def get_capabilities(self) -> str:
+        """libvirt's virConnectGetCapabilities: the host and its guest type, as XML."""
+        from nsvirt.driver import hostcaps
+        from nsvirt.driver.launch import hostfacts
+
+        supervisor = os.path.join(os.path.dirname(hostcaps.__file__), "supervisor", "__main__.py")
+        return hostcaps.capabilities(hostfacts.detect().to_dict(), supervisor)
+
+    def get_sysinfo(self) -> str:
+        """libvirt's virConnectGetSysinfo: the host's SMBIOS, as XML."""
+        from nsvirt.driver import hostcaps
+
+        return hostcaps.sysinfo()
+
     def all_domain_stats(self, active_only: bool = True) -> list[tuple[Domain, dict[str, Any]]]:
         """libvirt's virConnectGetAllDomainStats: each domain with its statistics
         (Domain.stats), the running ones only unless `active_only` is false."""

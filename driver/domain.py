@@ -22,7 +22,10 @@ from typing import TYPE_CHECKING, Any
 from nsvirt.driver import recovery
 from nsvirt.driver.deviceops import DeviceOps
 from nsvirt.driver.errors import (
+    DriverError,
     NoDomainError,
+    NoHostname,
+    OperationFailed,
     OperationInvalid,
     XMLSyntaxError,
 )
@@ -134,6 +137,31 @@ class Domain(Lifecycle, DeviceOps, Interfaces, Tuning, Statistics):
         from nsvirt.driver.enter import enter_namespace
 
         return enter_namespace(self, argv)
+
+    def hostname(self, source: str | None = None) -> str:
+        """libvirt's virDomainGetHostname. By default the hostname the container has
+        now, read in its UTS namespace (libvirt's LXC driver knows only DHCP leases);
+        `source="lease"`: the hostname a DHCP lease of one of its networks gives."""
+        if source == "agent":  # libvirt's words: a container has no guest agent
+            raise DriverError("unsupported flags (0x2) in function lxcDomainGetHostname")
+        state = self._live()
+        if source == "lease":
+            from nsvirt.driver.network import networks
+
+            for iface in self.definition().devices.interfaces:
+                if iface.type == "network" and iface.source:
+                    for lease in networks.Network(self.conn, iface.source).leases():
+                        if lease["mac"] == iface.mac and lease.get("hostname", "*") != "*":
+                            return lease["hostname"]
+            raise NoHostname(f"no hostname found for domain {self.name}")
+        from nsvirt.driver.runtime import uts
+
+        try:
+            return uts.hostname_of(state.init_pid)
+        except OSError as e:
+            if not self.is_active():
+                raise OperationInvalid("domain is not running") from None
+            raise OperationFailed(f"cannot read the hostname of '{self.name}': {e}") from None
 
     def send_process_signal(self, pid: int, signum: int) -> None:
         """libvirt's virDomainSendProcessSignal: `signum` in its numbering

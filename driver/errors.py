@@ -118,3 +118,10 @@ class OperationUnsupported(DriverError):
 
     def __init__(self, what: str) -> None:
         super().__init__(f"Operation not supported: {what}")
+
+
+class NoHostname(DriverError):
+    """libvirt's VIR_ERR_NO_HOSTNAME."""
+
+    def __init__(self, what: str) -> None:
+        super().__init__(f"no hostname found: {what}")

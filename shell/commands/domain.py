@@ -1,4 +1,5 @@
-"""Domain definition commands: define, undefine, dumpxml, domuuid, domname, domid."""
+"""Domain definition commands: define, undefine, dumpxml, domuuid, domname, domid,
+domhostname."""
 
 from __future__ import annotations
 
@@ -58,4 +59,25 @@ def domname(ctx: Context, args: argparse.Namespace) -> int:
 def domid(ctx: Context, args: argparse.Namespace) -> int:
     dom = ctx.lookup(domain_of(args, "domid"))
     print(("-" if dom.id < 0 else str(dom.id)) + "\n", file=ctx.out)
+    return 0
+
+
+def _hostname_args(p: argparse.ArgumentParser) -> None:
+    domain_arg(p)
+    p.add_argument("--source", help="address source: 'lease' or 'agent'")
+
+
+@command("domhostname", "print the domain's hostname", _hostname_args, domains="active")
+def domhostname(ctx: Context, args: argparse.Namespace) -> int:
+    """The hostname the container has now (nsvirt), or its DHCP lease's (--source lease)."""
+    from nsvirt.shell.report import CommandFailed, ShellError
+
+    dom = ctx.lookup(domain_of(args, "domhostname"))
+    if args.source not in (None, "lease", "agent"):
+        raise ShellError(f"Unknown data source '{args.source}'")
+    try:
+        name = dom.hostname(args.source)
+    except Exception as e:
+        raise CommandFailed("failed to get hostname", e) from e
+    print(name + "\n", file=ctx.out)
     return 0

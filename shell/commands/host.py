@@ -1,4 +1,5 @@
-"""Host and connection commands: uri, version, hostname."""
+"""Host and connection commands: uri, version, hostname, nodeinfo, nodememstats,
+nodecpustats, capabilities, sysinfo."""
 
 from __future__ import annotations
 
@@ -133,4 +134,75 @@ def nodememstats(ctx: Context, args: argparse.Namespace) -> int:
             ("cached", "Cached"))  # fmt: skip
     ctx.out.write("".join(f"{label:<7}: {fields.get(key, 0):20} KiB\n" for label, key in rows))
     ctx.out.write("\n")
+    return 0
+
+
+@command("capabilities", "capabilities", _none)
+def capabilities(ctx: Context, args: argparse.Namespace) -> int:
+    """libvirt's <capabilities> of an LXC host (driver/hostcaps.py)."""
+    ctx.out.write(ctx.conn.get_capabilities() + "\n")
+    return 0
+
+
+@command("sysinfo", "print the hypervisor sysinfo", _none)
+def sysinfo(ctx: Context, args: argparse.Namespace) -> int:
+    from nsvirt.shell.report import CommandFailed
+
+    try:
+        text = ctx.conn.get_sysinfo()
+    except Exception as e:
+        raise CommandFailed("failed to get sysinfo", e) from e
+    ctx.out.write(text + "\n")
+    return 0
+
+
+def _cpustats_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--cpu", help="prints specified cpu statistics only.")
+    p.add_argument("--percent", action="store_true", help="prints by percentage during 1 second.")
+
+
+def _cpu_times(cpu: int | None) -> dict[str, int]:
+    """libvirt's virHostCPUGetStatsLinux: kernel (system, irq, softirq), user (user,
+    nice), idle and iowait of /proc/stat's `cpu` (or `cpuN`) line, in ns."""
+    from nsvirt.shell.report import CommandFailed
+
+    tick = 1_000_000_000 // os.sysconf("SC_CLK_TCK")
+    label = "cpu" if cpu is None else f"cpu{cpu}"
+    with open("/proc/stat") as f:
+        for line in f:
+            name, *values = line.split()
+            if name == label:
+                user, nice, system, idle, iowait, irq, softirq = map(int, values[:7])
+                return {"user": (user + nice) * tick, "kernel": (system + irq + softirq) * tick,
+                        "idle": idle * tick, "iowait": iowait * tick}  # fmt: skip
+    from nsvirt.driver.errors import DriverError
+
+    raise CommandFailed("Unable to get node cpu stats",
+                        DriverError("Invalid cpuNum in virHostCPUGetStatsLinux"))  # fmt: skip
+
+
+@command("nodecpustats", "Prints cpu stats of the node.", _cpustats_args)
+def nodecpustats(ctx: Context, args: argparse.Namespace) -> int:
+    """virsh's layout: user, system, idle, iowait in ns; with --percent, their shares
+    (and usage) over one second."""
+    cpu = None
+    if args.cpu is not None:
+        if not args.cpu.isdigit():
+            raise ShellError(f"Numeric value '{args.cpu}' for <cpu> option is malformed or "
+                             "out of range")  # fmt: skip
+        cpu = int(args.cpu)
+    first = _cpu_times(cpu)
+    labels = (("user:", "user"), ("system:", "kernel"), ("idle:", "idle"), ("iowait:", "iowait"))
+    if not args.percent:
+        ctx.out.write("".join(f"{label:<15} {first[key]:20}\n" for label, key in labels) + "\n")
+        return 0
+    import time
+
+    time.sleep(1)
+    second = _cpu_times(cpu)
+    delta = {k: second[k] - first[k] for k in first}
+    total = sum(delta.values()) or 1
+    usage = (delta["user"] + delta["kernel"]) / total * 100
+    rows = [("usage:", usage)] + [(label, delta[key] / total * 100) for label, key in labels]
+    ctx.out.write("".join(f"{label:<15} {value:5.1f}%\n" for label, value in rows) + "\n")
     return 0
