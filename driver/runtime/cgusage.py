@@ -128,11 +128,17 @@ def pressure(dirs: dict[str, str]) -> dict[str, dict[str, dict[str, float]]] | N
 
 def memory_events(dirs: dict[str, str]) -> dict[str, int]:
     """How often the memory limits bit: v2's memory.events (low, high, max, oom,
-    oom_kill, oom_group_kill); on v1 oom_kill and, as max, the limit's failcnt."""
+    oom_kill, oom_group_kill: hierarchical); on v1 oom_kill and, as max, the limit's
+    failcnt, each counted at the level whose limit bit: summed over the subtree."""
     if "unified" in dirs:
         return {k: int(v) for k, v in keyed(dirs["unified"] + "/memory.events").items()}
-    control = keyed(dirs["memory"] + "/memory.oom_control")
-    out = {"max": int(read_value(dirs["memory"] + "/memory.failcnt"))}
-    if "oom_kill" in control:
-        out["oom_kill"] = int(control["oom_kill"])
+    import os
+
+    out = {"max": 0, "oom_kill": 0}
+    for level, _, _ in os.walk(dirs["memory"]):
+        try:
+            out["max"] += int(read_value(level + "/memory.failcnt"))
+            out["oom_kill"] += int(keyed(level + "/memory.oom_control").get("oom_kill", 0))
+        except FileNotFoundError:  # a level removed meanwhile
+            continue
     return out
