@@ -157,11 +157,14 @@ class Domain(Lifecycle, DeviceOps, Interfaces, Tuning, Statistics):
         from nsvirt.driver.runtime import uts
 
         try:
-            return uts.hostname_of(state.init_pid)
+            name = uts.hostname_of(state.init_pid)
         except OSError as e:
             if not self.is_active():
                 raise OperationInvalid("domain is not running") from None
             raise OperationFailed(f"cannot read the hostname of '{self.name}': {e}") from None
+        if not self.is_active():  # it stopped meanwhile: its pid may be another's now
+            raise OperationInvalid("domain is not running")
+        return name
 
     def send_process_signal(self, pid: int, signum: int) -> None:
         """libvirt's virDomainSendProcessSignal: `signum` in its numbering
