@@ -40,7 +40,8 @@ INIT_ARGS = ("-c", "trap 'exit 0' TERM; sleep 100000 & wait")
 # row → goal: nsvirt's median over the peer's must be at most this
 GOALS = {
     "list --all": 1.0, "dominfo": 1.0, "domstate": 1.0, "domid": 1.0, "domuuid": 1.0,
-    "dumpxml": 1.0, "suspend": 1.0, "resume": 1.0, "shutdown": 1.0, "undefine": 1.0,
+    "dumpxml": 1.0, "dommemstat": 1.0, "cpu-stats --total": 1.0, "memtune": 1.0,
+    "schedinfo": 1.0, "suspend": 1.0, "resume": 1.0, "shutdown": 1.0, "undefine": 1.0,
     "start (none other running)": 0.6, "start (one other running)": 0.6,
     "destroy": 0.2, "destroy vs crun delete -f": 2.0,
     "create FILE": 1.5, "define FILE": 2.0, "validate 1 file": 2.0,
@@ -162,8 +163,10 @@ def one_round(s: Samples, tools: list[Tool], work: Path, rootfs: Path, i: int) -
         quiet(t.cmd("destroy", "other"))
     for t in tools:
         s.add("start (none other running)", t.name, timed(t.cmd("start", "bench")))
-    for row in ("list --all", "dominfo", "domstate", "domid", "domuuid", "dumpxml"):
-        words = row.split() if row == "list --all" else [row, "bench"]
+    for row in ("list --all", "dominfo", "domstate", "domid", "domuuid", "dumpxml",
+                "dommemstat", "cpu-stats --total", "memtune", "schedinfo"):  # fmt: skip
+        command, *flags = row.split()
+        words = row.split() if row == "list --all" else [command, "bench", *flags]
         for t in tools:
             s.add(row, t.name, timed(t.cmd(*words)))
     for op in ("suspend", "resume"):

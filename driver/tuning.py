@@ -26,6 +26,7 @@ from nsvirt.driver.errors import (
     OperationInvalid,
 )
 from nsvirt.driver.records import replace
+from nsvirt.driver.runtime.cgroups.params import live_memory, live_scheduler
 
 if TYPE_CHECKING:
     import contextlib
@@ -35,7 +36,7 @@ if TYPE_CHECKING:
     from nsvirt.driver.runtime.cgroups import CgroupBackend
     from nsvirt.driver.state.runstate import RunState
 
-UNLIMITED = MAX_KIB  # VIR_DOMAIN_MEMORY_PARAM_UNLIMITED
+UNLIMITED = MAX_KIB  # VIR_DOMAIN_MEMORY_PARAM_UNLIMITED (params.UNLIMITED)
 MEMORY_PARAMETERS = ("hard_limit", "soft_limit", "swap_hard_limit")
 SCHEDULER_PARAMETERS = ("cpu_shares", "vcpu_period", "vcpu_quota")
 BLKIO_PARAMETERS = ("weight", "device_weight", "device_read_iops_sec",
@@ -93,10 +94,7 @@ class Tuning:
         """hard_limit, soft_limit and swap_hard_limit in KiB (UNLIMITED for none):
         the cgroup's while running (`live`), else the definition's."""
         if live:
-            now = self._settings(self._live())
-            return {"hard_limit": _kib(now.get("memory_limit")),
-                    "soft_limit": _kib(now.get("memory_soft_limit")),
-                    "swap_hard_limit": _kib(now.get("memory_swap_limit"))}  # fmt: skip
+            return live_memory(self._settings(self._live()))
         mt = self.definition(inactive=True).memtune
         return {p: (getattr(mt, p, None) or UNLIMITED) for p in MEMORY_PARAMETERS}
 
@@ -133,10 +131,7 @@ class Tuning:
     def scheduler_parameters(self, *, live: bool) -> dict[str, int]:
         """cpu_shares, vcpu_period (µs) and vcpu_quota (µs, -1: none)."""
         if live:
-            now = self._settings(self._live())
-            return {"cpu_shares": int(now.get("cpu_shares", 0)),
-                    "vcpu_period": int(now.get("cpu_period", 0)),
-                    "vcpu_quota": int(now.get("cpu_quota", -1))}  # fmt: skip
+            return live_scheduler(self._settings(self._live()))
         ct = self.definition(inactive=True).cputune
         return {"cpu_shares": getattr(ct, "shares", None) or 0,
                 "vcpu_period": getattr(ct, "period", None) or 0,
@@ -295,13 +290,6 @@ class Tuning:
             return self._cgroup(run).settings()
         except (CgroupError, OSError, ValueError) as e:
             raise OperationFailed(f"cannot read the cgroup of '{self.name}': {e}") from None
-
-
-def _kib(value: object) -> int:
-    """Bytes (or -1: none) as libvirt's KiB, UNLIMITED for none."""
-    if value is None or value == -1:
-        return UNLIMITED
-    return min(int(value) // 1024, UNLIMITED)  # type: ignore[call-overload]
 
 
 def _known(params: dict[str, Any], names: tuple[str, ...]) -> None:

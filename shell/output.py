@@ -24,3 +24,27 @@ def table(headers: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
 def fields(pairs: Sequence[tuple[str, str]]) -> str:
     """dominfo-style rows: `%-15s %s`, then a blank line."""
     return "".join(f"{k + ':':<15} {v}\n" for k, v in pairs) + "\n"
+
+
+def cpu_stats(per_cpu: Sequence[tuple[int, dict[str, int]]],
+              total: dict[str, int] | None) -> str:  # fmt: skip
+    """virsh's cpu-stats: `CPUn:` blocks, then `Total:`, each field `\\t%-12s %9d.%09d
+    seconds`, then a blank line."""
+
+    def rows(stats: dict[str, int]) -> list[str]:
+        return [f"\t{k:<12} {v // 1_000_000_000:9}.{v % 1_000_000_000:09} seconds\n"
+                for k, v in stats.items()]  # fmt: skip
+
+    out = []
+    for n, stats in per_cpu:
+        out += [f"CPU{n}:\n", *rows(stats)]
+    if total is not None:
+        out += ["Total:\n", *rows(total)]
+    return "".join(out) + "\n"
+
+
+def parameters(rows: dict[str, object], unlimited: int | None = None) -> str:
+    """memtune's, schedinfo's, blkiotune's and numatune's `%-15s: %s` rows, `unlimited`
+    (memtune's VIR_DOMAIN_MEMORY_PARAM_UNLIMITED) printed as the word, then a blank line."""
+    return "".join(f"{k:<15}: {'unlimited' if v == unlimited else v}\n"
+                   for k, v in rows.items()) + "\n"  # fmt: skip

@@ -291,6 +291,89 @@ def _domstate(names: Layout, args: list[str], quiet: bool, readonly: bool) -> st
     return text + "\n\n"
 
 
+def _running(names: Layout, args: list[str], flags: tuple[str, ...] = ()) -> tuple[
+        RunState, set[str], str]:  # fmt: skip
+    """A statistics command's running domain: its state, flags and name (anything else,
+    "domain is not running" included, is the full shell's to say)."""
+    name, seen = _one_domain(args, flags)
+    dom = _Found(names, name)
+    if not dom.live:
+        raise _Fallback
+    return dom.state, seen, name  # type: ignore[return-value]
+
+
+def _dommemstat(names: Layout, args: list[str], quiet: bool, readonly: bool) -> str | None:
+    from nsvirt.driver.runtime import cgusage
+    from nsvirt.driver.state import compiled
+
+    state, _, name = _running(names, args)
+    summary = compiled.read(names.live_xml(name), names.compiled(name, True))
+    if summary is None:
+        raise _Fallback
+    try:
+        rss = cgusage.memory_usage(state.cgroup) // 1024
+        swap = cgusage.swap_usage(state.cgroup) // 1024
+    except (OSError, ValueError, KeyError):
+        raise _Fallback from None
+    return f"actual {summary['current_memory']}\nswap_in {swap}\nrss {rss}\n\n"
+
+
+def _domblkstat(names: Layout, args: list[str], quiet: bool, readonly: bool) -> str | None:
+    from nsvirt.driver.runtime import cgusage
+
+    state, _, _ = _running(names, args)
+    try:
+        stats = cgusage.block_stats(state.cgroup)
+    except (OSError, ValueError, KeyError):
+        raise _Fallback from None
+    return "".join(f" {k} {v}\n" for k, v in stats.items()) + "\n"
+
+
+def _cpu_stats(names: Layout, args: list[str], quiet: bool, readonly: bool) -> str | None:
+    """`cpu-stats D` and `cpu-stats D --total` (a start or a count: the full shell)."""
+    from nsvirt.driver.runtime import cgusage
+    from nsvirt.shell import output
+
+    state, flags, _ = _running(names, args, ("--total",))
+    dirs = state.cgroup
+    try:
+        per_cpu = [] if "--total" in flags else cgusage.cpu_time_per_cpu(dirs) or []
+        user, system = cgusage.cpu_split_ns(dirs)
+        total = {"cpu_time": cgusage.cpu_time_ns(dirs), "user_time": user, "system_time": system}
+    except (OSError, ValueError, KeyError, IndexError):
+        raise _Fallback from None
+    return output.cpu_stats([(n, {"cpu_time": t}) for n, t in enumerate(per_cpu)], total)
+
+
+def _settings(state: RunState) -> dict[str, object]:
+    """The running cgroup's limits, as the backends read them."""
+    from nsvirt.driver.runtime.cgroups import CgroupError, backend_for
+
+    try:
+        return backend_for(state.facts, state.cgroup_partition, state.cgroup_name).settings()
+    except (CgroupError, OSError, ValueError, KeyError):
+        raise _Fallback from None
+
+
+def _memtune(names: Layout, args: list[str], quiet: bool, readonly: bool) -> str | None:
+    """`memtune D` of a running domain: its cgroup's limits."""
+    from nsvirt.driver.runtime.cgroups import params
+    from nsvirt.shell import output
+
+    state, _, _ = _running(names, args)
+    return output.parameters(params.live_memory(_settings(state)), params.UNLIMITED)
+
+
+def _schedinfo(names: Layout, args: list[str], quiet: bool, readonly: bool) -> str | None:
+    """`schedinfo D` of a running domain: its cgroup's CPU settings."""
+    from nsvirt.driver.runtime.cgroups import params
+    from nsvirt.shell import output
+
+    state, _, _ = _running(names, args)
+    rows = params.live_scheduler(_settings(state))
+    return f"{'Scheduler':<15}: posix\n" + output.parameters(rows)
+
+
 def _domid(names: Layout, args: list[str], quiet: bool, readonly: bool) -> str | None:
     dom = _Found(names, _one_domain(args)[0])
     return ("-" if dom.id < 0 else str(dom.id)) + "\n\n"
@@ -495,6 +578,11 @@ COMMANDS: dict[str, Handler] = {
     "domuuid": _domuuid,
     "domname": _domname,
     "dumpxml": _dumpxml,
+    "dommemstat": _dommemstat,
+    "domblkstat": _domblkstat,
+    "cpu-stats": _cpu_stats,
+    "memtune": _memtune,
+    "schedinfo": _schedinfo,
     "undefine": _undefine,
     "start": _start,
     "define": _from_file("define"),

@@ -7,6 +7,7 @@ import argparse
 import json
 
 from nsvirt.driver.errors import OperationUnsupported
+from nsvirt.shell import output
 from nsvirt.shell.commands import Context, command, domain_arg, domain_of
 from nsvirt.shell.report import CommandFailed, ShellError
 
@@ -39,10 +40,6 @@ def _cpu_stats_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--count", dest="count_opt", help=argparse.SUPPRESS)
 
 
-def _seconds(ns: int) -> str:
-    return f"{ns // 1_000_000_000:9}.{ns % 1_000_000_000:09} seconds"
-
-
 def _number(text: str | None, option: str) -> int | None:
     if text is None:
         return None
@@ -61,34 +58,29 @@ def cpu_stats(ctx: Context, args: argparse.Namespace) -> int:
         raise ShellError("Invalid value for start CPU")
     if count is not None and count < 0:
         raise ShellError("Invalid value for number of CPUs to show")
-    out = []
     per_cpu_only = start is not None or count is not None
+    shown: list[tuple[int, dict[str, int]]] = []
+    notes = ""
     if not args.total:
         try:
             per_cpu = dom.cpu_stats(0, 1 << 20)
         except OperationUnsupported:
             if per_cpu_only:  # asked for by number: say why there is none
                 raise
-            per_cpu = None  # cgroup v2: the totals are what there is
+            per_cpu = []  # cgroup v2: the totals are what there is
         except Exception as e:
             raise CommandFailed(f"Failed to retrieve CPU statistics for domain '{dom.name}'",
                                 e) from e  # fmt: skip
-        if per_cpu is not None:
-            first = start or 0
-            if first >= len(per_cpu):
-                raise ShellError(f"Start CPU {first} is out of range "
-                                 f"(min: 0, max: {len(per_cpu) - 1})")  # fmt: skip
-            shown = len(per_cpu) - first if count is None else count
-            if first + shown > len(per_cpu):
-                out.append(f"Only {len(per_cpu)} CPUs available to show\n")
-                shown = len(per_cpu) - first
-            for n in range(first, first + shown):
-                out.append(f"CPU{n}:\n")
-                out += [f"\t{k:<12} {_seconds(v)}\n" for k, v in per_cpu[n].items()]
-    if args.total or not per_cpu_only:
-        out.append("Total:\n")
-        out += [f"\t{k:<12} {_seconds(v)}\n" for k, v in dom.cpu_stats()[0].items()]
-    ctx.out.write("".join(out) + "\n")
+        first = start or 0
+        if per_cpu and first >= len(per_cpu):
+            raise ShellError(f"Start CPU {first} is out of range "
+                             f"(min: 0, max: {len(per_cpu) - 1})")  # fmt: skip
+        last = len(per_cpu) if count is None else first + count
+        if last > len(per_cpu) and per_cpu:
+            notes = f"Only {len(per_cpu)} CPUs available to show\n"
+        shown = [(n, per_cpu[n]) for n in range(first, min(last, len(per_cpu)))]
+    total = dom.cpu_stats()[0] if args.total or not per_cpu_only else None
+    ctx.out.write(notes + output.cpu_stats(shown, total))
     return 0
 
 

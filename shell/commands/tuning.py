@@ -6,6 +6,7 @@ from __future__ import annotations
 import argparse
 from typing import TYPE_CHECKING
 
+from nsvirt.shell import output
 from nsvirt.shell.commands import Context, command, domain_arg, domain_of
 from nsvirt.shell.report import CommandFailed, ShellError
 
@@ -135,8 +136,7 @@ def memtune(ctx: Context, args: argparse.Namespace) -> int:
         params = dom.memory_parameters(live=live)
     except Exception as e:
         raise CommandFailed("Unable to get number of memory parameters", e) from e
-    ctx.out.write("".join(_line(k, "unlimited" if v >= UNLIMITED_KIB else v)
-                          for k, v in params.items()) + "\n")  # fmt: skip
+    ctx.out.write(output.parameters(params, UNLIMITED_KIB))
     return 0
 
 
@@ -190,8 +190,7 @@ def schedinfo(ctx: Context, args: argparse.Namespace) -> int:
         dom.set_scheduler_parameters(changes, live=live, config=config)
     elif live and config:
         raise ShellError("cannot query both live and config at once")
-    params = dom.scheduler_parameters(live=live)
-    ctx.out.write("".join(_line(k, v) for k, v in params.items()) + "\n")
+    ctx.out.write(output.parameters(dom.scheduler_parameters(live=live)))
     return 0
 
 
@@ -262,7 +261,7 @@ def blkiotune(ctx: Context, args: argparse.Namespace) -> int:
         params = dom.blkio_parameters(live=live)
     except Exception as e:
         raise CommandFailed("Unable to get blkio parameters", e) from e
-    ctx.out.write("".join(_line(k, v) for k, v in params.items()) + "\n")
+    ctx.out.write(output.parameters(params))
     return 0
 
 
@@ -299,5 +298,5 @@ def numatune(ctx: Context, args: argparse.Namespace) -> int:
         params = dom.numa_parameters(live=live)
     except Exception as e:  # sic: virsh's numatune says "memory" here
         raise CommandFailed("Unable to get number of memory parameters", e) from e
-    ctx.out.write("".join(_line(k, v) for k, v in params.items()) + "\n")
+    ctx.out.write(output.parameters(params))
     return 0
