@@ -14,6 +14,7 @@ and libvirt's typed-parameter names.
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
@@ -29,8 +30,6 @@ from nsvirt.driver.records import replace
 from nsvirt.driver.runtime.cgroups.params import live_memory, live_scheduler
 
 if TYPE_CHECKING:
-    import contextlib
-
     from nsvirt.driver.connection import Connection
     from nsvirt.driver.domxml import model as m
     from nsvirt.driver.runtime.cgroups import CgroupBackend
@@ -274,8 +273,16 @@ class Tuning:
         cg = self._cgroup(run)
         try:
             now = plain_limits(before, **cg.settings())
-            cg.tune(now, plain_limits(now, **moved))
+        except (CgroupError, OSError, ValueError) as e:
+            raise OperationFailed(f"cannot read the limits of '{self.name}': {e}") from None
+        target = plain_limits(now, **moved)
+        try:
+            cg.tune(now, target)
         except (CgroupError, OSError) as e:
+            # some levels may have the new values: put back what was there (best effort;
+            # the kernel took those values a moment ago)
+            with contextlib.suppress(CgroupError, OSError):
+                cg.tune(target, now)
             raise OperationFailed(f"cannot change the limits of '{self.name}': {e}") from None
 
     def _cgroup(self, run: RunState) -> CgroupBackend:
