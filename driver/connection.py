@@ -251,7 +251,10 @@ class Connection:
         (Domain.stats), the running ones only unless `active_only` is false."""
         out = []
         for dom in self.list_all():
-            stats = dom.stats()
+            try:
+                stats = dom.stats()
+            except NoDomainError:  # a transient domain that stopped meanwhile
+                continue
             if not active_only or stats["state.state"] in (1, 3):  # running, paused
                 out.append((dom, stats))
         return out

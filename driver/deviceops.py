@@ -29,6 +29,7 @@ class DeviceOps:
 
         def _lock(self) -> contextlib.AbstractContextManager[None]: ...
         def _live(self) -> RunState: ...
+        def _live_locked(self) -> RunState: ...
         def _call(self, request: dict[str, Any], timeout: float | None = ...) -> dict: ...
         def _write_live(self, dom: m.DomainDef, run: RunState) -> None: ...
         def _store(self, dom: m.DomainDef) -> None: ...
@@ -45,7 +46,7 @@ class DeviceOps:
         _attachable(tag, "attached")
         with self._lock():
             if live:
-                run = self._live()
+                run = self._live_locked()
                 dom = self.definition()
                 device = _device_of(dom, xml)
                 _attachable_live(device)
@@ -73,7 +74,7 @@ class DeviceOps:
         _attachable(tag, "detached")
         with self._lock():
             if live:
-                run = self._live()
+                run = self._live_locked()
                 dom = self.definition()
                 gone = _find(dom, _device_of(dom, xml))
                 _attachable_live(gone)

@@ -93,6 +93,13 @@ class Domain(Lifecycle, DeviceOps, Interfaces, Tuning, Statistics):
             raise OperationInvalid("domain is not running")
         return state
 
+    def _live_locked(self) -> RunState:
+        """_live for a caller that holds the domain lock (recovery takes it too)."""
+        state = self._run_state_locked()
+        if state is None or not state.live:
+            raise OperationInvalid("domain is not running")
+        return state
+
     def is_persistent(self) -> bool:
         return self.conn.paths.config(self.name).is_file()
 
@@ -154,15 +161,25 @@ class Domain(Lifecycle, DeviceOps, Interfaces, Tuning, Statistics):
                         if lease["mac"] == iface.mac and lease.get("hostname", "*") != "*":
                             return lease["hostname"]
             raise NoHostname(f"no hostname found for domain {self.name}")
-        from nsvirt.driver.runtime import uts
+        from nsvirt.driver.runtime import procstat, uts
 
+        # the pidfd pins the process: it is init if it is in the container's cgroup now,
+        # and the namespace read was its if it is still alive after
+        pidfd = procstat.open_pidfd(state.init_pid)
+        if pidfd is None:
+            raise OperationInvalid("domain is not running")
         try:
-            name = uts.hostname_of(state.init_pid)
+            with open(f"/proc/{state.init_pid}/cgroup") as f:
+                ours = f"/{state.cgroup_name}/" in f.read()
+            name = uts.hostname_of(state.init_pid) if ours else None
+            gone = procstat.exited(pidfd)
         except OSError as e:
             if not self.is_active():
                 raise OperationInvalid("domain is not running") from None
             raise OperationFailed(f"cannot read the hostname of '{self.name}': {e}") from None
-        if not self.is_active():  # it stopped meanwhile: its pid may be another's now
+        finally:
+            os.close(pidfd)
+        if name is None or gone:
             raise OperationInvalid("domain is not running")
         return name
 

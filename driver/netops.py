@@ -42,6 +42,7 @@ class Interfaces:
 
         def _lock(self) -> contextlib.AbstractContextManager[None]: ...
         def _live(self) -> RunState: ...
+        def _live_locked(self) -> RunState: ...
         def _call(self, request: dict[str, Any], timeout: float | None = ...) -> dict: ...
         def is_active(self) -> bool: ...
         def is_persistent(self) -> bool: ...
@@ -170,7 +171,7 @@ class Interfaces:
             raise InvalidArgument(f"invalid link state '{state}'")
         with self._lock():
             if live:
-                run = self._live()
+                run = self._live_locked()
                 iface = self._find(key)
                 from nsvirt.driver.network.rtnl import Rtnl, netns_of
 
@@ -195,7 +196,7 @@ class Interfaces:
 
         with self._lock():
             if live:
-                run = self._live()
+                run = self._live_locked()
                 dom = self.definition()
                 new = _parse_interface(xml, dom, parser)
                 made = self._plug(run, dom, new)
@@ -239,7 +240,7 @@ class Interfaces:
         self.conn.require_writable("virDomainDetachDeviceFlags")
         with self._lock():
             if live:
-                run = self._live()
+                run = self._live_locked()
                 dom = self.definition()
                 gone = _choose(dom, mac, type_)
                 self._unplug(run, dom, gone)

@@ -6,7 +6,12 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from nsvirt.driver.errors import InvalidArgument, OperationFailed, OperationUnsupported
+from nsvirt.driver.errors import (
+    DriverError,
+    InvalidArgument,
+    OperationFailed,
+    OperationUnsupported,
+)
 
 if TYPE_CHECKING:
     from nsvirt.driver.domxml import model as m
@@ -105,20 +110,33 @@ class Statistics:
         out: dict[str, Any] = {"state.state": state, "state.reason": reason}
         if run is None or not run.live:
             return out
-        summary = self._summary(True)
         dirs = run.cgroup
-        try:
-            user, system = cgusage.cpu_split_ns(dirs)
-            out |= {
-                "cpu.time": cgusage.cpu_time_ns(dirs), "cpu.user": user, "cpu.system": system,
-                "balloon.current": int(summary["current_memory"]),  # type: ignore[call-overload]
-                "balloon.maximum": int(summary["memory"]),  # type: ignore[call-overload]
-                "balloon.rss": cgusage.memory_usage(dirs) // 1024,
-                "balloon.swap_in": cgusage.swap_usage(dirs) // 1024,
-            }  # fmt: skip
-            out["nsvirt"] = {"block": cgusage.block_stats(dirs),
-                             "memory_events": cgusage.memory_events(dirs),
-                             "pressure": cgusage.pressure(dirs)}  # fmt: skip
-        except _READ_ERRORS:
-            return out  # it stopped meanwhile: the state is what there is
-        return out
+        try:  # each group alone: one the kernel cannot give leaves the others
+            summary = self._summary(True)
+            out["balloon.current"] = int(summary["current_memory"])  # type: ignore[call-overload]
+            out["balloon.maximum"] = int(summary["memory"])  # type: ignore[call-overload]
+        except (DriverError, *_READ_ERRORS):
+            pass
+        readers = {
+            "cpu": lambda: {"cpu.time": cgusage.cpu_time_ns(dirs), **dict(zip(
+                ("cpu.user", "cpu.system"), cgusage.cpu_split_ns(dirs), strict=True))},
+            "balloon": lambda: {"balloon.rss": cgusage.memory_usage(dirs) // 1024,
+                                "balloon.swap_in": cgusage.swap_usage(dirs) // 1024},
+            "block": lambda: cgusage.block_stats(dirs),
+            "memory_events": lambda: cgusage.memory_events(dirs),
+            "pressure": lambda: cgusage.pressure(dirs),
+        }  # fmt: skip
+        own: dict[str, Any] = {}
+        for group, read in readers.items():
+            try:
+                values = read()
+            except _READ_ERRORS:  # it stopped meanwhile, or this kernel has none
+                values = None
+            if group in ("cpu", "balloon"):
+                out |= values or {}
+            else:
+                own[group] = values
+        out["nsvirt"] = own
+        groups = ("state.", "cpu.", "balloon.", "nsvirt")  # libvirt's order of the groups
+        return dict(sorted(out.items(), key=lambda kv: groups.index(
+            next(g for g in groups if kv[0].startswith(g)))))  # fmt: skip

@@ -61,6 +61,8 @@ class Tuning:
 
         def _lock(self) -> contextlib.AbstractContextManager[None]: ...
         def _live(self) -> RunState: ...
+        def _live_locked(self) -> RunState: ...
+        def _run_state_locked(self) -> RunState | None: ...
         def _write_live(self, dom: m.DomainDef, run: RunState) -> None: ...
         def _store(self, dom: m.DomainDef) -> None: ...
         def definition(self, inactive: bool = False) -> m.DomainDef: ...
@@ -87,7 +89,15 @@ class Tuning:
                 raise InvalidArgument("Cannot set memory higher than max memory")
             return replace(dom, current_memory=kib)
 
-        self._tune(change, live=live, config=config, api=api)
+        def change_live(dom: m.DomainDef) -> m.DomainDef:
+            """libvirt writes setmem's size as the cgroup's limit even where a hard_limit
+            set it: the running domain's hard_limit is then that size too."""
+            new = change(dom)
+            if not maximum and dom.memtune and dom.memtune.hard_limit:
+                new = replace(new, memtune=replace(dom.memtune, hard_limit=kib))
+            return new
+
+        self._tune(change, live=live, config=config, api=api, live_change=change_live)
 
     def memory_parameters(self, *, live: bool) -> dict[str, int]:
         """hard_limit, soft_limit and swap_hard_limit in KiB (UNLIMITED for none):
@@ -104,20 +114,14 @@ class Tuning:
         if "min_guarantee" in params:  # libvirt's LXC driver has no such cgroup knob
             raise ArgumentUnsupported("parameter 'min_guarantee' not supported")
         for key, value in params.items():
-            if value < 0:
-                raise InvalidArgument(f"{key} must be positive, or -1 for unlimited")
+            if value <= 0:  # 0 KiB is no limit anyone means: say which is meant
+                raise InvalidArgument(f"{key} must be at least 1 KiB, or -1 for unlimited")
 
         def change(dom: m.DomainDef) -> m.DomainDef:
             from nsvirt.driver.domxml import model as m
 
             values = {k: min(v, UNLIMITED) for k, v in params.items()}
-            mt = replace(dom.memtune or m.MemTune(), **values)
-            hard = mt.hard_limit or UNLIMITED
-            swap = mt.swap_hard_limit or UNLIMITED
-            if swap < hard:
-                raise InvalidArgument("memory hard_limit tunable value must be lower "
-                                      "than or equal to swap_hard_limit")  # fmt: skip
-            return replace(dom, memtune=mt)
+            return replace(dom, memtune=replace(dom.memtune or m.MemTune(), **values))
 
         self._tune(change, live=live, config=config, api="virDomainSetMemoryParameters")
 
@@ -231,9 +235,9 @@ class Tuning:
             from nsvirt.driver.domxml import model as m
 
             nt = dom.numatune or m.NumaTune()
-            if live and mode is not None and mode != nt.mode and self.is_active():
+            if live and mode is not None and mode != nt.mode:
                 raise OperationInvalid("can't change numatune mode for running domain")
-            if live and nodeset is not None and nt.mode != "strict" and self.is_active():
+            if live and nodeset is not None and nt.mode != "strict":
                 raise OperationInvalid("change of nodeset for running domain requires "
                                        "strict numa mode")  # fmt: skip
             return replace(dom, numatune=replace(nt, mode=mode or nt.mode,
@@ -244,46 +248,75 @@ class Tuning:
     # ------------------------------------------------------------ the one path
 
     def _tune(self, change: Callable[[m.DomainDef], m.DomainDef], *, live: bool,
-              config: bool, api: str) -> None:  # fmt: skip
-        """Apply `change` to the running container (cgroup, then live XML) and/or the
-        persistent definition. Checked in full before anything is written."""
+              config: bool, api: str,
+              live_change: Callable[[m.DomainDef], m.DomainDef] | None = None) -> None:  # fmt: skip
+        """Apply `change` (`live_change` for the running domain, if given) to the running
+        container (cgroup, then live XML) and/or the persistent definition. Every new
+        definition is checked in full (the schema too) before anything is written."""
+        from nsvirt.driver import domxml
+
         self.conn.require_writable(api)
         with self._lock():
             if config and not self.is_persistent():
                 raise OperationInvalid("transient domains do not have any persistent config")
             stored = change(self.definition(inactive=True)) if config else None
-            if live:
-                run = self._live()
-                dom = self.definition()
-                new = change(dom)
-                self._limit(run, dom, new)
-                self._write_live(new, run)
+            run = self._live_locked() if live else None  # recovered first, if need be
+            dom = self.definition() if live else None
+            new = (live_change or change)(dom) if dom is not None else None
+            for checked in (stored, new):
+                if checked is not None:
+                    _check_memory(checked)
+                    domxml.load(domxml.format(checked).encode(), source=self.name)
+            if run is not None and dom is not None and new is not None:
+                undo = self._limit(run, dom, new)
+                try:
+                    self._write_live(new, run)
+                except BaseException:
+                    undo()
+                    raise
             if stored is not None:
                 self._store(stored)
 
-    def _limit(self, run: RunState, dom: m.DomainDef, new: m.DomainDef) -> None:
-        """Write what `new` limits otherwise than `dom` into the running cgroup."""
+    def _limit(self, run: RunState, dom: m.DomainDef, new: m.DomainDef) -> Callable[[], None]:
+        """Write what `new` limits otherwise than `dom` into the running cgroup; a
+        function that puts back what was there."""
         from nsvirt.driver.launch.plan import limits
         from nsvirt.driver.runtime.cgroups import TUNABLE, CgroupError, plain_limits
 
         before, after = limits(dom), limits(new)
         moved = {f: getattr(after, f) for f in TUNABLE if getattr(after, f) != getattr(before, f)}
         if not moved:
-            return
+            return lambda: None
         cg = self._cgroup(run)
         try:
             now = plain_limits(before, **cg.settings())
         except (CgroupError, OSError, ValueError) as e:
-            raise OperationFailed(f"cannot read the limits of '{self.name}': {e}") from None
+            raise self._why(e, "read") from None
         target = plain_limits(now, **moved)
+
+        def undo() -> None:  # best effort: the kernel took these values a moment ago
+            with contextlib.suppress(CgroupError, OSError):
+                cg.tune(target, now)
+
         try:
             cg.tune(now, target)
         except (CgroupError, OSError) as e:
-            # some levels may have the new values: put back what was there (best effort;
-            # the kernel took those values a moment ago)
-            with contextlib.suppress(CgroupError, OSError):
-                cg.tune(target, now)
-            raise OperationFailed(f"cannot change the limits of '{self.name}': {e}") from None
+            undo()  # some levels may have the new values already
+            raise self._why(e, "change") from None
+        return undo
+
+    def _why(self, e: Exception, verb: str) -> Exception:
+        """A cgroup read or write that failed: the domain stopped meanwhile, or why."""
+        state = self._run_state_locked()  # the caller holds the lock
+        if state is None or not state.live:
+            return OperationInvalid("domain is not running")
+        text = f"cannot {verb} the limits of '{self.name}': {e}"
+        if verb == "change" and _has_own_cgroups(self._cgroup(state).payload_dirs()):
+            text += (
+                " (the container's own cgroups below its payload hold wider limits; "
+                "they bound what can be narrowed while it runs)"
+            )
+        return OperationFailed(text)
 
     def _cgroup(self, run: RunState) -> CgroupBackend:
         from nsvirt.driver.runtime.cgroups import backend_for
@@ -297,6 +330,28 @@ class Tuning:
             return self._cgroup(run).settings()
         except (CgroupError, OSError, ValueError) as e:
             raise OperationFailed(f"cannot read the cgroup of '{self.name}': {e}") from None
+
+
+def _check_memory(dom: m.DomainDef) -> None:
+    """The limit (hard_limit, else currentMemory) never above memory + swap's."""
+    mt = dom.memtune
+    swap = mt.swap_hard_limit if mt and mt.swap_hard_limit else UNLIMITED
+    limit = (mt.hard_limit if mt and mt.hard_limit else None) or dom.current_memory
+    if swap < UNLIMITED and limit > swap:
+        raise InvalidArgument("memory hard_limit tunable value must be lower than or equal "
+                              "to swap_hard_limit")  # fmt: skip
+
+
+def _has_own_cgroups(payloads: dict[str, str]) -> bool:
+    import os
+
+    for level in set(payloads.values()):
+        try:
+            if any(e.is_dir(follow_symlinks=False) for e in os.scandir(level)):
+                return True
+        except OSError:
+            continue
+    return False
 
 
 def _known(params: dict[str, Any], names: tuple[str, ...]) -> None:

@@ -21,5 +21,6 @@ chmod 755 "$scratch/mnt"
 export TMPDIR="$scratch/mnt"
 # nbd devices for the qcow2 test (Debian's kernel has the module; this VM is thrown away)
 modprobe nbd nbds_max=4 2>/dev/null || echo "v2lane: no nbd module: the qcow2 test checks the refusal"
+modprobe bfq 2>/dev/null || echo "v2lane: no bfq module: the device weight test skips"
 PYTEST_DISABLE_PLUGIN_AUTOLOAD=1 .venv/bin/python -m pytest -q -p no:cacheprovider \
   -m v2 tests/integration "$@"

@@ -115,7 +115,7 @@ def pressure(dirs: dict[str, str]) -> dict[str, dict[str, dict[str, float]]] | N
     for resource in ("cpu", "memory", "io"):
         try:
             text = read_value(f"{dirs['unified']}/{resource}.pressure")
-        except FileNotFoundError:  # a kernel without PSI (psi=0)
+        except OSError:  # a kernel without PSI, or booted with psi=0 (EOPNOTSUPP)
             continue
         lines = {}
         for line in text.splitlines():
@@ -129,16 +129,12 @@ def pressure(dirs: dict[str, str]) -> dict[str, dict[str, dict[str, float]]] | N
 def memory_events(dirs: dict[str, str]) -> dict[str, int]:
     """How often the memory limits bit: v2's memory.events (low, high, max, oom,
     oom_kill, oom_group_kill: hierarchical); on v1 oom_kill and, as max, the limit's
-    failcnt, each counted at the level whose limit bit: summed over the subtree."""
+    failcnt, each counted at the level whose limit bit: the leaf's and the payload's
+    (the cgroups a container makes below are its own, and so are their limits)."""
     if "unified" in dirs:
         return {k: int(v) for k, v in keyed(dirs["unified"] + "/memory.events").items()}
-    import os
-
     out = {"max": 0, "oom_kill": 0}
-    for level, _, _ in os.walk(dirs["memory"]):
-        try:
-            out["max"] += int(read_value(level + "/memory.failcnt"))
-            out["oom_kill"] += int(keyed(level + "/memory.oom_control").get("oom_kill", 0))
-        except FileNotFoundError:  # a level removed meanwhile
-            continue
+    for level in (dirs["memory"], dirs["memory"] + "/payload"):
+        out["max"] += int(read_value(level + "/memory.failcnt"))
+        out["oom_kill"] += int(keyed(level + "/memory.oom_control").get("oom_kill", 0))
     return out

@@ -72,6 +72,13 @@ def open_pidfd(pid: int) -> int | None:
         raise
 
 
+def exited(pidfd: int) -> bool:
+    """Has the process of `pidfd` exited? (A pidfd reads ready once it has.)"""
+    from nsvirt.driver.runtime import sockets
+
+    return bool(sockets.wait_readable([pidfd], 0))
+
+
 def wait_gone(pid: int, timeout: float) -> bool:
     """Wait, at most `timeout` seconds, for `pid` to exit; whether it has."""
     from nsvirt.driver.runtime import sockets

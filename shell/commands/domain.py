@@ -79,5 +79,16 @@ def domhostname(ctx: Context, args: argparse.Namespace) -> int:
         name = dom.hostname(args.source)
     except Exception as e:
         raise CommandFailed("failed to get hostname", e) from e
-    print(name + "\n", file=ctx.out)
+    print("".join(map(_printable, name)) + "\n", file=ctx.out)
     return 0
+
+
+def _printable(c: str) -> str:
+    """The container chose its hostname: control characters and bytes that are not
+    text (undecodable bytes come as surrogates) are shown escaped."""
+    if c.isprintable():
+        return c
+    code = ord(c)
+    if 0xDC80 <= code <= 0xDCFF:
+        return f"\\x{code - 0xDC00:02x}"
+    return f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}"

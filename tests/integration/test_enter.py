@@ -103,6 +103,7 @@ def test_send_process_signal_reaches_the_process_the_domain_numbers(
                          capture_output=True, text=True)  # fmt: skip
     assert run.returncode == 0, run.stderr
     assert wait_gone(init_pid, 10)
+    assert dom.wait_for_shutoff(30)  # init's end ends the domain
 
 
 def test_virsh_signal_names_and_numbers() -> None:

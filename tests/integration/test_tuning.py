@@ -136,10 +136,43 @@ def test_schedinfo_round_trips_through_the_cgroup(conn, rootfs: Path) -> None:
     proc = nsvirsh(conn, "schedinfo", "sched", "--set", "vcpu_quota=40000")
     assert proc.returncode == 0, proc.stderr
     assert "40000" in cg_value(dom, ("cpu", "payload/cpu.cfs_quota_us"), "payload/cpu.max")
+    # period and quota at once, the bandwidth down then up (v1 checks every write)
+    for period, quota in ((1000000, 400000), (10000, 20000)):
+        proc = nsvirsh(conn, "schedinfo", "sched", "--set", f"vcpu_period={period}",
+                       f"vcpu_quota={quota}")  # fmt: skip
+        assert proc.returncode == 0, proc.stderr
+        if is_v2(dom):
+            assert both_levels(dom, ("cpu", ""), "cpu.max") == (f"{quota} {period}",) * 2
+        else:
+            assert both_levels(dom, ("cpu", "cpu.cfs_period_us"), "") == (str(period),) * 2
+            assert both_levels(dom, ("cpu", "cpu.cfs_quota_us"), "") == (str(quota),) * 2
     assert nsvirsh(conn, "schedinfo", "sched", "--set", "vcpu_quota=-1").returncode == 0
     assert nsvirsh(conn, "schedinfo", "sched").stdout.endswith("vcpu_quota     : -1\n\n")
     cputune = dom.definition().cputune
-    assert (cputune.shares, cputune.period, cputune.quota) == (512, 50000, -1)
+    assert (cputune.shares, cputune.period, cputune.quota) == (512, 10000, -1)
+
+
+def test_a_period_without_a_quota_starts(conn, rootfs: Path) -> None:
+    dom = start(
+        conn, domain_xml("period", rootfs, extra="<cputune><period>50000</period></cputune>")
+    )
+    if is_v2(dom):
+        assert cg_value(dom, ("", ""), "cpu.max") == "max 50000"
+    else:
+        assert cg_value(dom, ("cpu", "cpu.cfs_period_us"), "") == "50000"
+
+
+def test_statistics_and_teardown_survive_a_deep_cgroup_tree(conn, rootfs: Path) -> None:
+    """A privileged container may nest cgroups thousands deep below its payload."""
+    dom = start(conn, domain_xml("deep", rootfs))
+    dirs = dom.cgroup_dirs()
+    level = Path(dirs.get("pids") or dirs["unified"]) / "payload"
+    for _ in range(1100):  # deeper than Python's recursion limit
+        level = level / "d"
+        level.mkdir()
+    stats = dom.stats()
+    assert stats["state.state"] == 1 and stats["nsvirt"]["memory_events"] is not None
+    dom.destroy()  # the fixture then checks that no cgroup is left
 
 
 @pytest.fixture
@@ -199,6 +232,30 @@ def test_blkiotune_weight_round_trips_where_the_host_has_one(conn, rootfs: Path)
     assert (where / files[0]).read_text().split()[-1] == "300"
     assert (where / "payload" / files[0]).read_text().split()[-1] == "300"
     assert nsvirsh(conn, "blkiotune", "weight").stdout.startswith("weight         : 300\n")
+
+
+def test_a_device_weight_needs_and_gets_bfq(conn, rootfs: Path, loop) -> None:
+    queue = Path("/sys/block") / Path(loop).name / "queue" / "scheduler"
+    if "bfq" not in queue.read_text():
+        pytest.skip("needs the BFQ I/O scheduler (modprobe bfq)")
+    queue.write_text("none")  # a loop device's default (this one may be reused, as set)
+    dom = start(conn, domain_xml("weighted", rootfs))
+    rdev = os.stat(loop).st_rdev
+    key = f"{os.major(rdev)}:{os.minor(rdev)}"
+    refused = nsvirsh(conn, "blkiotune", "weighted", "--device-weights", f"{loop},300")
+    assert refused.returncode == 1 and "is not bfq" in refused.stderr, refused.stderr
+    assert dom.definition().blkio_devices == ()  # refused: nothing changed
+    queue.write_text("bfq")  # this test's own loop device
+    proc = nsvirsh(conn, "blkiotune", "weighted", "--device-weights", f"{loop},300")
+    assert proc.returncode == 0, proc.stderr
+    file = ("blkio", "blkio.bfq.weight_device"), "io.bfq.weight"
+    assert f"{key} 300" in cg_value(dom, *file).splitlines()
+    assert nsvirsh(conn, "blkiotune", "weighted").stdout.splitlines()[1] == (
+        f"device_weight  : {loop},300")  # fmt: skip
+    assert nsvirsh(conn, "blkiotune", "weighted", "--device-weights", f"{loop},0").returncode == 0
+    assert f"{key} 300" not in cg_value(dom, *file)
+    dom.destroy()
+    queue.write_text("none")
 
 
 def test_numatune_sets_the_memory_nodes(conn, rootfs: Path) -> None:
@@ -272,6 +329,8 @@ def test_domhostname_is_the_containers_own(conn, rootfs: Path, shell_of) -> None
     assert nsvirsh(conn, "domhostname", "named").stdout == sh.run("hostname").strip() + "\n\n"
     sh.run("hostname renamed-inside")
     assert dom.hostname() == "renamed-inside"
+    sh.run("hostname \"$(printf 'a\\033[2Jb')\"")  # the container chooses any bytes
+    assert nsvirsh(conn, "domhostname", "named").stdout == "a\\x1b[2Jb\n\n"
     assert os.uname().nodename != "renamed-inside"  # the host's is its own
     dom.destroy()
     with pytest.raises(OperationInvalid):
@@ -313,6 +372,17 @@ def test_domhostname_is_the_containers_own(conn, rootfs: Path, shell_of) -> None
                                                                 "device 'device_read_bytes_sec' "
                                                                 "'/dev/x'\n"),
     (["numatune", "bad", "--mode", "odd"], "error: Invalid mode: odd\n"),
+    (["memtune", "bad", "--hard-limit", "0"], "error: Unable to change memory parameters\n"
+                                              "error: invalid argument: hard_limit must be at "
+                                              "least 1 KiB, or -1 for unlimited\n"),
+    (["memtune", "bad", "--swap-hard-limit", "32M"], "error: Unable to change memory "
+                                                     "parameters\nerror: invalid argument: "
+                                                     "memory hard_limit tunable value must be "
+                                                     "lower than or equal to swap_hard_limit\n"),
+    # the schema's bound, checked for both before either is written
+    (["blkiotune", "bad", "--weight", "50", "--live", "--config"],
+     "error: Unable to change blkio parameters\nerror: bad:7: /domain/blkiotune/weight: value "
+     "has to be greater or equal than 100\n"),
     (["memtune", "bad", "--live", "--current"], "error: Options --current and --live are "
                                                 "mutually exclusive\n"),
 ])  # fmt: skip

@@ -144,10 +144,19 @@ def subtree(leaf: str) -> list[str]:
     """`leaf` and every cgroup below it, deepest first (the order rmdir needs): a
     container may have made child cgroups of its own."""
     leaf = os.fspath(leaf)
-    found: list[str] = []
-    for top, dirs, _ in os.walk(leaf, topdown=False):
-        found += [os.path.join(top, d) for d in dirs]
-    return [*found, leaf] if os.path.isdir(leaf) else []
+    if not os.path.isdir(leaf):
+        return []
+    found: list[str] = []  # parents before children; reversed below
+    pending = [leaf]
+    while pending:  # not os.walk: it recurses, and a container may nest thousands deep
+        level = pending.pop()
+        try:
+            children = [e.path for e in os.scandir(level) if e.is_dir(follow_symlinks=False)]
+        except OSError:  # removed meanwhile
+            children = []
+        found += children
+        pending += children
+    return [*reversed(found), leaf]
 
 
 def subtree_pids(leaf: str) -> set[int]:

@@ -179,8 +179,8 @@ class V1Cgroup:
         def write(ctrl: str, file: str, value: object) -> None:
             self._write(ctrl, file, value, sub)
 
-        def exists(ctrl: str, file: str) -> bool:
-            return os.path.exists(os.path.join(self.dir(ctrl), sub, file))
+        def exists(ctrl: str, file: str) -> bool:  # asked of the leaf: the payload's names
+            return os.path.isfile(os.path.join(self.dir(ctrl), file))  # are the container's
 
         memory = [f for f in ("memory_limit", "memory_swap_limit") if f in fields]
         if len(memory) == 2 and _above(lim.memory_limit, self._memsw(sub)):
@@ -199,6 +199,10 @@ class V1Cgroup:
             write("memory", "memory.soft_limit_in_bytes", lim.memory_soft_limit)
         if "cpu_shares" in fields:
             write("cpu", "cpu.shares", lim.cpu_shares)
+        if {"cpu_period", "cpu_quota"} <= fields:
+            # no quota while the period changes: neither order of the two writes keeps
+            # every moment's bandwidth between the old and the new (v1 checks each)
+            write("cpu", "cpu.cfs_quota_us", UNLIMITED)
         if "cpu_period" in fields:
             write("cpu", "cpu.cfs_period_us", lim.cpu_period)
         if "cpu_quota" in fields:
@@ -208,7 +212,7 @@ class V1Cgroup:
         if "cpuset_mems" in fields:
             write("cpuset", "cpuset.mems", lim.cpuset_mems)
         if "blkio_weight" in fields:
-            weight = self._blkio_file(sub, "weight")
+            weight = self._blkio_file("weight")
             if weight is None:
                 raise CgroupError(
                     "<blkiotune><weight> needs a proportional I/O scheduler "
@@ -219,20 +223,23 @@ class V1Cgroup:
             for path, weight, *throttles in lim.blkio_devices:
                 key = block_device(path)
                 if weight or path in getattr(lim, "blkio_unweighted", ()):
-                    file = self._blkio_file(sub, "weight_device")
+                    file = self._blkio_file("weight_device")
                     if file is None:
                         raise CgroupError("<blkiotune><device><weight> needs a blkio "
                                           "weight_device file; this host has none")  # fmt: skip
-                    _scheduled(write, "blkio", file, f"{key} {weight}", path)
+                    # BFQ takes a device's weight away with "default", CFQ with 0
+                    unset = "default" if ".bfq." in file else 0
+                    _scheduled(write, "blkio", file, f"{key} {weight or unset}", path)
                 for file, value in zip(THROTTLES, throttles, strict=True):
                     write("blkio", file, f"{key} {value}")
         if "pids_max" in fields:
             write("pids", "pids.max", lim.pids_max)
 
-    def _blkio_file(self, sub: str, kind: str) -> str | None:
-        """blkio.bfq.KIND (BFQ) or blkio.KIND (CFQ, before 5.0), whichever exists."""
+    def _blkio_file(self, kind: str) -> str | None:
+        """blkio.bfq.KIND (BFQ) or blkio.KIND (CFQ, before 5.0), whichever the leaf has
+        (the payload's names are the container's to make: never probed there)."""
         return next((f for f in (f"blkio.bfq.{kind}", f"blkio.{kind}")
-                     if os.path.exists(os.path.join(self.dir("blkio"), sub, f))), None)  # fmt: skip
+                     if os.path.isfile(os.path.join(self.dir("blkio"), f))), None)  # fmt: skip
 
     def _memsw(self, sub: str) -> int:
         try:
@@ -250,11 +257,12 @@ class V1Cgroup:
         fields = changed(old, new)
         new = plain_limits(new, **device_changes(old, new))
         narrow = {f for f in fields if _narrower(f, old, new)}
-        cpus = new.cpuset_cpus, old.cpuset_cpus
-        if "cpuset_cpus" in fields and not _subset(*cpus) and not _subset(*cpus[::-1]):
-            # neither holds the other: by way of both
-            self._set(plain_limits(new, cpuset_cpus=_union(*cpus)), {"cpuset_cpus"}, "")
-            narrow.add("cpuset_cpus")
+        for field in ("cpuset_cpus", "cpuset_mems"):
+            ids = getattr(new, field), getattr(old, field)
+            if field in fields and not _subset(*ids) and not _subset(*ids[::-1]):
+                # neither holds the other: by way of both
+                self._set(plain_limits(new, **{field: _union(*ids)}), {field}, "")
+                narrow.add(field)
         self._set(new, fields - narrow, "")
         self._set(new, fields, PAYLOAD)
         self._set(new, narrow, "")
@@ -277,7 +285,7 @@ class V1Cgroup:
             except FileNotFoundError:
                 continue
             out[field] = text if ctrl == "cpuset" else _number(text)
-        weight = self._blkio_file("", "weight") if "blkio" in self.mounts else None
+        weight = self._blkio_file("weight") if "blkio" in self.mounts else None
         if weight is not None:
             out["blkio_weight"] = int(self._read("blkio", weight).split()[-1])
         return out

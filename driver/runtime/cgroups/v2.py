@@ -169,7 +169,7 @@ class V2Cgroup:
         if "memory_swap_limit" in fields or ("memory_limit" in fields and swap not in
                                              (None, UNLIMITED)):  # fmt: skip
             # v1's memsw counts memory + swap; v2's swap.max counts swap alone
-            if not os.path.exists(os.path.join(level, "memory.swap.max")):
+            if not os.path.isfile(self._path("memory.swap.max")):  # the leaf's, not the payload's
                 raise CgroupError(
                     "<memtune><swap_hard_limit> needs swap accounting "
                     "(memory.swap.max), which this host does not offer"
@@ -182,13 +182,14 @@ class V2Cgroup:
                                   "cgroup v2's cpu.weight range 1-10000")  # fmt: skip
             write("cpu.weight", lim.cpu_shares)
         if fields & {"cpu_period", "cpu_quota"}:
-            write("cpu.max", f"{_max(lim.cpu_quota)} {lim.cpu_period or 100000}")
+            quota = "max" if lim.cpu_quota in (None, UNLIMITED) else lim.cpu_quota
+            write("cpu.max", f"{quota} {lim.cpu_period or 100000}")
         if "cpuset_cpus" in fields:
             write("cpuset.cpus", lim.cpuset_cpus)
         if "cpuset_mems" in fields:
             write("cpuset.mems", lim.cpuset_mems)
         if "blkio_weight" in fields:
-            weight = _io_weight(level)
+            weight = _io_weight(self.leaf)
             if weight is None:
                 raise CgroupError(
                     "<blkiotune><weight> needs io.weight (the BFQ scheduler "
@@ -199,7 +200,7 @@ class V2Cgroup:
             for path, weight, *throttles in lim.blkio_devices:
                 key = block_device(path)
                 if weight or path in getattr(lim, "blkio_unweighted", ()):
-                    file = _io_weight(level)
+                    file = _io_weight(self.leaf)
                     if file is None:
                         raise CgroupError("<blkiotune><device><weight> needs io.weight "
                                           "(the BFQ scheduler); this host has none")  # fmt: skip
@@ -327,7 +328,8 @@ def _max(value: int | None) -> object:
     return "max" if value == UNLIMITED else value
 
 
-def _io_weight(level: str) -> str | None:
-    """io.bfq.weight (BFQ) or io.weight (io.cost), whichever the level has."""
+def _io_weight(leaf: str) -> str | None:
+    """io.bfq.weight (BFQ) or io.weight (io.cost), whichever the leaf has (the
+    payload's names are the container's to make: never probed there)."""
     return next((f for f in ("io.bfq.weight", "io.weight")
-                 if os.path.exists(os.path.join(level, f))), None)  # fmt: skip
+                 if os.path.isfile(os.path.join(leaf, f))), None)  # fmt: skip
