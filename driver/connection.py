@@ -26,12 +26,15 @@ from nsvirt.driver.errors import (
     OperationForbidden,
     XMLError,
 )
-from nsvirt.driver.state import compiled, files, store
+from nsvirt.driver.state import compiled, events, files, store
 from nsvirt.driver.state.layout import Paths
 from nsvirt.driver.state.names import root_uri
 
 if TYPE_CHECKING:  # the model costs ~20 ms to import: one-shot `list` does without it
+    from collections.abc import Iterator
+
     from nsvirt.driver.domxml import model as m
+    from nsvirt.driver.events import Callbacks, DomainEvent
     from nsvirt.driver.launch.spare import Spare
 
 DEFAULT_URI = "lxc:///system"
@@ -74,6 +77,7 @@ class Connection:
         self.readonly = readonly
         # a one-shot command's spare supervisor (launch/spare.py), for its next start
         self.spare: Spare | None = None
+        self._callbacks: Callbacks | None = None  # event callbacks, made on first use
 
     def __repr__(self) -> str:
         return f"<Connection {self.uri}{' (read-only)' if self.readonly else ''}>"
@@ -113,7 +117,10 @@ class Connection:
             with files.locked(self.paths.lock(dom.name), f"domain '{dom.name}'"):
                 text = domxml.format(dom).encode()
                 config = self.paths.names.config(dom.name)
+                existed = os.path.exists(config)
                 files.write_atomic(config, text)
+                events.emit(self.paths.names, dom.name, dom.uuid or "", events.DEFINED,
+                            events.UPDATED if existed else events.ADDED)  # fmt: skip
                 self.compile(dom, text)
         return Domain(self, dom.name, dom.uuid)
 
@@ -231,6 +238,36 @@ class Connection:
                 if on_broken is not None:
                     on_broken(e)
         return found
+
+    def events(self, *, domain: Domain | None = None, since: str | None = None,
+               timeout: float | None = None) -> Iterator[DomainEvent]:  # fmt: skip
+        """Domain events as they happen (driver/events.py): of every domain or of one,
+        from now or from the cursor an earlier event gave, until `timeout` seconds
+        pass without one (None: for ever)."""
+        from nsvirt.driver import events
+
+        return events.follow(self, domain=domain.uuid if domain else None, since=since,
+                             timeout=timeout)  # fmt: skip
+
+    def domain_event_register_any(self, dom: Domain | None, event_id: int,
+                                  callback: Callable[..., None],
+                                  opaque: Any = None) -> int:  # fmt: skip
+        """libvirt-python's domainEventRegisterAny: `callback(conn, dom, event, detail,
+        opaque)` for each lifecycle event (event_id 0) of `dom` (None: of every
+        domain), called from a thread of its own; no event loop to run. The
+        callback's id, for domain_event_deregister_any."""
+        from nsvirt.driver import events
+
+        if self._callbacks is None:
+            self._callbacks = events.Callbacks(self)
+        return self._callbacks.register(dom, event_id, callback, opaque)
+
+    def domain_event_deregister_any(self, callback_id: int) -> None:
+        from nsvirt.driver.errors import InvalidArgument
+
+        if self._callbacks is None:
+            raise InvalidArgument(f"no event callback with ID {callback_id}")
+        self._callbacks.deregister(callback_id)
 
     def get_capabilities(self) -> str:
         """libvirt's virConnectGetCapabilities: the host and its guest type, as XML."""

@@ -200,7 +200,7 @@ def read_trusted(paths: Paths | Layout, name: str) -> RunState | None:
 
 
 def teardown(paths: Paths | Layout, name: str, cgroup: Any | None, *, final_reason: str | None,
-             persistent: bool, run_files: bool = True) -> None:  # fmt: skip
+             persistent: bool, run_files: bool = True, oom: bool = False) -> None:  # fmt: skip
     """Remove every trace of a domain's run: kill and remove its cgroup (`cgroup`: a
     backend, or None when it holds none), the control socket, the live XML and the
     mount point (unless run_files is False: a start that failed before it made them
@@ -218,7 +218,8 @@ def teardown(paths: Paths | Layout, name: str, cgroup: Any | None, *, final_reas
         with contextlib.suppress(CgroupError, OSError):
             cgroup.destroy()
     if final_reason is not None:  # the end is recorded before the run's files go: a
-        _record_end(paths, name, final_reason, persistent)  # start's late live XML sees it
+        _announce_end(paths, name, final_reason, oom)  # start's late live XML sees it
+        _record_end(paths, name, final_reason, persistent)
     if run_files:
         for path in (paths.socket(name), paths.live_xml(name), paths.compiled(name, live=True)):
             files.remove(path, durable=False)
@@ -226,6 +227,24 @@ def teardown(paths: Paths | Layout, name: str, cgroup: Any | None, *, final_reas
             os.rmdir(paths.mountpoint(name))
     if final_reason is not None and not os.path.exists(paths.config(name)):
         files.remove_unheld_lock(paths.lock(name))  # a transient domain is gone: its lock too
+
+
+def _announce_end(paths: Paths | Layout, name: str, final_reason: str, oom: bool) -> None:
+    """The STOPPED event, once: only while the state file still says the run is live
+    (a second teardown of the same run says nothing)."""
+    from nsvirt.driver.state import events
+
+    names = getattr(paths, "names", paths)  # a Layout, or the Paths made of one
+    try:
+        with open(names.state(name), "rb") as f:
+            raw = jsonlite.loads(f.read())
+    except (OSError, ValueError):
+        raw = None
+    if not isinstance(raw, dict) or raw.get("state") not in (RUNNING, PAUSED):
+        return
+    extra = {"reason": final_reason, **({"oom": True} if oom else {})}
+    events.emit(names, name, str(raw.get("uuid", "")), events.STOPPED,
+                events.STOP_DETAILS.get(final_reason, 5), **extra)  # fmt: skip
 
 
 def _record_end(paths: Paths | Layout, name: str, final_reason: str, persistent: bool) -> None:

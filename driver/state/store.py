@@ -40,11 +40,13 @@ def forget(names: Layout, name: str, live: bool) -> bool:
     """Undefine: remove the definition, its autostart link and compiled form, and
     (unless it runs on, as transient) its state and lock files. The caller holds
     the definitions' and the domain's locks. False if there was no definition."""
-    from nsvirt.driver.state import compiled, files
+    from nsvirt.driver.state import compiled, events, files
 
+    uuid = head_uuid(names.config(name)) or ""
     files.remove(names.autostart_link(name))
     if not files.remove(names.config(name)):
         return False
+    events.emit(names, name, uuid, events.UNDEFINED, events.REMOVED)
     compiled.remove(names.compiled(name, live=False))
     if not live:
         files.remove(names.state(name), durable=False)

@@ -15,7 +15,7 @@ from types import SimpleNamespace
 
 from nsvirt.driver.runtime import idmap, initctl, netdev, procstat, seccomp, sockets
 from nsvirt.driver.runtime.cgroups import CgroupError
-from nsvirt.driver.state import idranges, jsonlite, runstate
+from nsvirt.driver.state import events, idranges, jsonlite, runstate
 from nsvirt.driver.state.runstate import PAUSED, RUNNING, RunState
 from nsvirt.driver.supervisor import child, early, protocol, startup
 from nsvirt.driver.supervisor.console import Console, DomainLog, log
@@ -66,6 +66,7 @@ class Controller:
         self.init_pid = 0
         self.state, self.reason = RUNNING, "booted"
         self.intent = Intent.NONE
+        self.oom = False  # init's end was an OOM kill (the STOPPED event says so)
         self.waiters: list[Client] = []  # replied to when init has stopped or restarted
         self.interfaces: list[dict[str, Any]] = []  # as network/attach.py made them
         self.plan_json = config.plan_json
@@ -90,6 +91,7 @@ class Controller:
             self._answer(f"error: {e}")
             return 1
         log(f"started {self.name}: init pid {self.init_pid}")
+        self._event(events.STARTED, events.BOOTED)
         self.faults.point("running")
         ttys = [c.tty for c in self.consoles]
         word = {"pid": os.getpid(), "init_pid": self.init_pid, "consoles": ttys,
@@ -346,10 +348,15 @@ class Controller:
     def suspend(self) -> None:
         self.cgroup.freeze()
         self._record(PAUSED, "user", undo=self.cgroup.thaw)
+        self._event(events.SUSPENDED, events.PAUSED)
 
     def resume(self) -> None:
         self.cgroup.thaw()
         self._record(RUNNING, "unpaused", undo=self.cgroup.freeze)
+        self._event(events.RESUMED, events.UNPAUSED)
+
+    def _event(self, event: int, detail: int, kind: str = "lifecycle") -> None:
+        events.emit(self.paths, self.name, self.plan.uuid, event, detail, kind)
 
     def _record(self, state: str, reason: str, undo: Any) -> None:
         """Write the new state; if it cannot be written (a full disk), undo the change:
@@ -451,6 +458,7 @@ class Controller:
             how = f"exited with status {os.WEXITSTATUS(status)}"
         log(f"init {self.init_pid} {how}{' (OOM kill)' if oom else ''}")
         self.init_pid = 0
+        self.oom = oom
         action, reason = self._policy(status, oom)
         if action in RESTART_ACTIONS:
             self.restart()
@@ -501,6 +509,7 @@ class Controller:
             self.write_state()
         except OSError as e:
             log(f"cannot record the restart: {e.strerror}")
+        self._event(0, 0, kind="reboot")
         self._reply_waiters({"ok": True, "init_pid": self.init_pid})
 
     def finish(self, reason: str) -> None:
@@ -546,7 +555,7 @@ class Controller:
             self.server.close()
             self.server = None
         runstate.teardown(self.paths, self.name, cgroup, final_reason=final_reason,
-                          persistent=self.persistent, run_files=bound)  # fmt: skip
+                          persistent=self.persistent, run_files=bound, oom=self.oom)  # fmt: skip
         if self.made_mountpoint and not bound:
             try:
                 os.rmdir(self.paths.mountpoint(self.name))

@@ -95,6 +95,7 @@ def load_commands() -> dict[str, Command]:
     from nsvirt.shell.commands import (  # noqa: F401
         console,
         domain,
+        events,
         host,
         interfaces,
         lifecycle,

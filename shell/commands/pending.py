@@ -13,7 +13,6 @@ PENDING = (
         "virConnectDomainXMLFromNative",
         "",
     ),
-    ("event", "Domain Events", "virConnectDomainEventRegisterAny", ""),
 )
 
 for _name, _summary, _api, _domains in PENDING:
