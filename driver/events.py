@@ -124,11 +124,13 @@ class EventReader:
         while True:
             found += self._read_lines()
             now = _inode(self.path)
-            if now == self.inode:
-                return found
-            # rotated (or made): everything appended to the file we read was appended
-            # before the rotation (state/events.py), so it has been read. The next
-            # generation is .1 if that is not ours (rotated twice), else the new log.
+            if now == self.inode or not now:  # the same file, or renamed with no new one
+                return found  # yet (the next writer makes it): stay with the one read
+            # rotated (or made): every write to the file we read ended before the
+            # rename (state/events.py), so reading it to its end now gets the rest.
+            # The next generation is .1 if that is not ours (rotated twice), else the
+            # new log.
+            found += self._read_lines()
             older = _inode(self.path + ".1")
             self._switch(self.path + ".1" if older and older != self.inode else self.path, 0)
             if not self.inode:

@@ -42,7 +42,10 @@ def forget(names: Layout, name: str, live: bool) -> bool:
     the definitions' and the domain's locks. False if there was no definition."""
     from nsvirt.driver.state import compiled, events, files
 
-    uuid = head_uuid(names.config(name)) or ""
+    try:
+        uuid = head_uuid(names.config(name)) or ""
+    except OSError:  # no definition (any more): nothing to forget, nothing to announce
+        return False
     files.remove(names.autostart_link(name))
     if not files.remove(names.config(name)):
         return False

@@ -278,6 +278,17 @@ def device_changes(old: Limits, new: Limits) -> dict[str, object]:
     return {"blkio_devices": tuple(new.blkio_devices) + gone, "blkio_unweighted": unweighted}
 
 
+def device_weight(write: Callable[[], None], path: str) -> None:
+    """A per-device weight's write: only BFQ honours one, and the kernel says so with
+    EOPNOTSUPP; the error then names the device and the scheduler it needs."""
+    try:
+        write()
+    except CgroupError as e:
+        if "not supported" in str(e):
+            raise CgroupError(f"{e} (the I/O scheduler of {path} is not bfq)") from None
+        raise
+
+
 def rule_text(rule: DeviceRule) -> str:
     """A device rule as the v1 devices files read it: `c 1:3 rwm`, `a`."""
     if rule.type == "a":

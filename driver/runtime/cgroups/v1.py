@@ -25,6 +25,7 @@ from nsvirt.driver.runtime.cgroups import (
     changed,
     check_writable,
     device_changes,
+    device_weight,
     kill_frozen,
     make_leaf,
     make_levels,
@@ -229,7 +230,8 @@ class V1Cgroup:
                                           "weight_device file; this host has none")  # fmt: skip
                     # BFQ takes a device's weight away with "default", CFQ with 0
                     unset = "default" if ".bfq." in file else 0
-                    _scheduled(write, "blkio", file, f"{key} {weight or unset}", path)
+                    text = f"{key} {weight or unset}"
+                    device_weight(lambda f=file, t=text: write("blkio", f, t), path)
                 for file, value in zip(THROTTLES, throttles, strict=True):
                     write("blkio", file, f"{key} {value}")
         if "pids_max" in fields:
@@ -399,13 +401,3 @@ def _subset(a: str | None, b: str | None) -> bool:
 
 def _union(a: str | None, b: str | None) -> str:
     return ",".join(str(i) for i in sorted(_ids(a) | _ids(b)))
-
-
-def _scheduled(write: object, ctrl: str, file: str, value: str, path: str) -> None:
-    """A per-device weight: only BFQ honours one, and it says so with EOPNOTSUPP."""
-    try:
-        write(ctrl, file, value)  # type: ignore[operator]
-    except CgroupError as e:
-        if "not supported" in str(e):
-            raise CgroupError(f"{e} (the I/O scheduler of {path} is not bfq)") from None
-        raise

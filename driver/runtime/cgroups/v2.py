@@ -28,6 +28,7 @@ from nsvirt.driver.runtime.cgroups import (
     changed,
     check_writable,
     device_changes,
+    device_weight,
     holds_caller,
     kill_frozen,
     make_leaf,
@@ -204,7 +205,8 @@ class V2Cgroup:
                     if file is None:
                         raise CgroupError("<blkiotune><device><weight> needs io.weight "
                                           "(the BFQ scheduler); this host has none")  # fmt: skip
-                    write(file, f"{key} {weight or 'default'}")
+                    text = f"{key} {weight or 'default'}"
+                    device_weight(lambda f=file, t=text: write(f, t), path)
                 limits = " ".join(f"{k}={v or 'max'}" for k, v in zip(IO_MAX, throttles,
                                                                         strict=True))  # fmt: skip
                 write("io.max", f"{key} {limits}")
