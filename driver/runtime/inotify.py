@@ -1,5 +1,5 @@
-"""inotify(7) through libc (the standard library has none): a directory watch whose
-fd turns readable when something in it changes."""
+"""inotify(7) through libc (the standard library has none): a watch whose fd turns
+readable when a file, or something in a directory, changes."""
 
 from __future__ import annotations
 
@@ -16,16 +16,16 @@ IN_CLOEXEC = os.O_CLOEXEC
 _libc = ctypes.CDLL(None, use_errno=True)
 
 
-def watch(directory: str, mask: int = IN_MODIFY | IN_CREATE | IN_MOVED_FROM | IN_MOVED_TO) -> int:
-    """An inotify fd watching `directory` (non-blocking, close-on-exec)."""
+def watch(path: str, mask: int = IN_MODIFY | IN_CREATE | IN_MOVED_FROM | IN_MOVED_TO) -> int:
+    """An inotify fd watching `path`, a directory or a file (non-blocking, close-on-exec)."""
     fd = _libc.inotify_init1(IN_NONBLOCK | IN_CLOEXEC)
     if fd < 0:
         err = ctypes.get_errno()
         raise OSError(err, f"inotify_init1: {os.strerror(err)}")
-    if _libc.inotify_add_watch(fd, os.fsencode(directory), mask) < 0:
+    if _libc.inotify_add_watch(fd, os.fsencode(path), mask) < 0:
         err = ctypes.get_errno()
         os.close(fd)
-        raise OSError(err, f"inotify_add_watch {directory}: {os.strerror(err)}")
+        raise OSError(err, f"inotify_add_watch {path}: {os.strerror(err)}")
     return fd
 
 

@@ -13,7 +13,7 @@ import os
 import time
 from types import SimpleNamespace
 
-from nsvirt.driver.runtime import idmap, initctl, netdev, procstat, seccomp, sockets
+from nsvirt.driver.runtime import cgusage, idmap, initctl, netdev, procstat, seccomp, sockets
 from nsvirt.driver.runtime.cgroups import CgroupError
 from nsvirt.driver.state import events, idranges, jsonlite, runstate
 from nsvirt.driver.state.runstate import PAUSED, RUNNING, RunState
@@ -33,6 +33,8 @@ if TYPE_CHECKING:
     from nsvirt.driver.supervisor.requests import Client
 
 RESTART_ACTIONS = ("restart", "rename-restart", "coredump-restart")
+MEMORY_COUNTERS = ("high", "max", "oom", "oom_kill")  # memory.events' that a limit bit
+MEMORY_EVENT_INTERVAL = 1.0  # seconds: a memory event at most this often
 
 
 class Intent:
@@ -67,6 +69,9 @@ class Controller:
         self.state, self.reason = RUNNING, "booted"
         self.intent = Intent.NONE
         self.oom = False  # init's end was an OOM kill (the STOPPED event says so)
+        self.memory_fds: list[int] = []  # the memory-events watch (cgroups' memory_watch)
+        self.memory_seen: dict[str, int] = {}  # the counters the last event reported
+        self.memory_sent = 0.0  # when it was sent (time.monotonic())
         self.waiters: list[Client] = []  # replied to when init has stopped or restarted
         self.interfaces: list[dict[str, Any]] = []  # as network/attach.py made them
         self.plan_json = config.plan_json
@@ -97,6 +102,7 @@ class Controller:
         word = {"pid": os.getpid(), "init_pid": self.init_pid, "consoles": ttys,
                 "interfaces": self.interfaces, "containment": self.containment()}  # fmt: skip
         self._answer("running " + jsonlite.dumps(word))
+        self._watch_memory()  # after the answer: not on the start's critical path
         self._serve()
         return 0
 
@@ -355,8 +361,49 @@ class Controller:
         self._record(RUNNING, "unpaused", undo=self.cgroup.freeze)
         self._event(events.RESUMED, events.UNPAUSED)
 
-    def _event(self, event: int, detail: int, kind: str = "lifecycle") -> None:
-        events.emit(self.paths, self.name, self.plan.uuid, event, detail, kind)
+    def _event(self, event: int, detail: int, kind: str = "lifecycle", **extra: object) -> None:
+        events.emit(self.paths, self.name, self.plan.uuid, event, detail, kind, **extra)
+
+    # ------------------------------------------------------------ memory events
+
+    def _watch_memory(self) -> None:
+        """nsvirt's memory events (beyond libvirt): when the container's memory limits
+        bite (an OOM kill inside; on v2 also memory.high and memory.max reached)."""
+        try:
+            self.memory_fds = self.cgroup.memory_watch()
+            self.memory_seen = cgusage.memory_events(self.cgroup.describe())
+        except (CgroupError, OSError, ValueError, KeyError) as e:
+            log(f"no memory events: {e}")
+            return
+        self.loop.on_read(self.memory_fds[0], self._memory_changed)
+
+    def _memory_changed(self) -> None:
+        """The counters moved: one event with what changed, at most one a second (a
+        container at its memory.high moves them all the time; the rest comes with the
+        next change)."""
+        try:
+            while os.read(self.memory_fds[0], 4096):
+                pass
+        except BlockingIOError:
+            pass
+        if time.monotonic() - self.memory_sent < MEMORY_EVENT_INTERVAL:
+            return
+        try:
+            now = cgusage.memory_events(self.cgroup.describe())
+        except (OSError, ValueError, KeyError):
+            return  # going away
+        moved = {k: v - self.memory_seen.get(k, 0) for k, v in now.items()
+                 if k in MEMORY_COUNTERS and v > self.memory_seen.get(k, 0)}  # fmt: skip
+        if moved:
+            self.memory_seen, self.memory_sent = now, time.monotonic()
+            self._event(0, 0, kind="memory", moved=moved, counts=now)
+
+    def _unwatch_memory(self) -> None:
+        if self.memory_fds:
+            self.loop.forget(self.memory_fds[0])
+        for fd in self.memory_fds:
+            os.close(fd)
+        self.memory_fds = []
 
     def _record(self, state: str, reason: str, undo: Any) -> None:
         """Write the new state; if it cannot be written (a full disk), undo the change:
@@ -541,6 +588,7 @@ class Controller:
             self.init_pid = 0
         self._give_back_devices()
         self._release_images(disks=True)
+        self._unwatch_memory()
         for console in self.consoles:
             console.close()
         self.consoles = []

@@ -15,7 +15,8 @@ if TYPE_CHECKING:
     from nsvirt.driver.events import DomainEvent
 
 # virsh 9.0's event types, in its order (`event --list`); nsvirt's domains have the
-# first two, and waiting for another is waiting for what never comes, as with virsh
+# first two, and waiting for another is waiting for what never comes, as with virsh.
+# nsvirt adds "memory" (a memory limit bit: memory.events moved), also in --all.
 EVENT_TYPES = (
     "lifecycle", "reboot", "rtc-change", "watchdog", "io-error", "graphics",
     "io-error-reason", "control-error", "block-job", "disk-change", "tray-change",
@@ -66,7 +67,7 @@ def event(ctx: Context, args: argparse.Namespace) -> int:
         return 0
     if not args.all and not args.event:
         raise ShellError("one of --list, --all, or --event <type> is required")
-    if args.event and args.event not in EVENT_TYPES:
+    if args.event and args.event not in (*EVENT_TYPES, "memory"):
         raise ShellError(f"unknown event type {args.event}")
     timeout = None
     if args.timeout is not None:
@@ -75,7 +76,7 @@ def event(ctx: Context, args: argparse.Namespace) -> int:
                              "malformed or out of range")  # fmt: skip
         timeout = float(args.timeout)
     uuid = ctx.lookup(args.domain).uuid if args.domain else None
-    kinds = {"lifecycle", "reboot"} if args.all else {args.event}
+    kinds = {"lifecycle", "reboot", "memory"} if args.all else {args.event}
     count = 0
     deadline = None if timeout is None else time.monotonic() + timeout
     ending = "event loop timed out\n"
@@ -113,5 +114,8 @@ def _print(ctx: Context, args: argparse.Namespace, found: DomainEvent) -> None:
         line = f"{stamp}event '{found.kind}' for domain '{found.domain}'"
         if found.kind == "lifecycle":
             line += f": {event_word} {detail_word}"
+        elif found.kind == "memory":  # nsvirt's: which memory.events counters moved
+            moved = found.extra.get("moved", {})
+            line += ": " + ", ".join(f"{k} +{v}" for k, v in moved.items())
     ctx.out.write(line + "\n")
     ctx.out.flush()  # as virsh: each event as it comes, through a pipe too

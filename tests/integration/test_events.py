@@ -67,7 +67,9 @@ def test_event_loop_sees_a_domains_life_in_order(conn, rootfs: Path) -> None:
         assert crashed.wait_for_shutoff(60)
     finally:
         watcher.terminate()
-    out = nsvirsh(conn, "event", "--all", "--loop", "--timeout", "1", "--since", mark).stdout
+    # lifecycle only: the hog's OOM may also come as a memory event, before its end
+    out = nsvirsh(conn, "event", "--event", "lifecycle", "--loop", "--timeout", "1", "--since",
+                  mark).stdout  # fmt: skip
     lines = [line.split(": ", 1)[1] for line in out.splitlines() if line.startswith("event '")]
     assert lines == [
         "Defined Added", "Started Booted", "Suspended Paused", "Resumed Unpaused",
@@ -78,8 +80,8 @@ def test_event_loop_sees_a_domains_life_in_order(conn, rootfs: Path) -> None:
     mine, _ = watcher.communicate(timeout=30)  # the live watcher saw life's, as they came
     assert [ln.split(": ", 1)[1] for ln in mine.splitlines() if ln.startswith("event '")] == (
         lines[1:8])  # fmt: skip  # (it began after the define)
-    json_out = nsvirsh(conn, "event", "--all", "--loop", "--timeout", "1", "--json", "--since",
-                       mark).stdout  # fmt: skip
+    json_out = nsvirsh(conn, "event", "--event", "lifecycle", "--loop", "--timeout", "1",
+                       "--json", "--since", mark).stdout  # fmt: skip
     import json
 
     records = [json.loads(line) for line in json_out.splitlines() if line.startswith("{")]
@@ -87,7 +89,8 @@ def test_event_loop_sees_a_domains_life_in_order(conn, rootfs: Path) -> None:
         "time": 0, "cursor": "", "kind": "lifecycle", "domain": "hog", "uuid": crashed.uuid,
         "event": "stopped", "detail": "crashed", "reason": "crashed", "oom": True}  # fmt: skip
     # a reader that kept a cursor goes on exactly after it
-    again = nsvirsh(conn, "event", "--all", "--timeout", "1", "--since", records[-2]["cursor"])
+    again = nsvirsh(conn, "event", "--event", "lifecycle", "--timeout", "1", "--since",
+                    records[-2]["cursor"])  # fmt: skip
     assert again.stdout.splitlines()[0].endswith("'hog': Stopped Crashed")
 
 
@@ -154,3 +157,19 @@ def test_no_event_before_the_timeout_exits_1(conn) -> None:
     assert (proc.stdout, proc.returncode) == ("event loop timed out\nevents received: 0\n", 1)
     listed = nsvirsh(conn, "event", "--list").stdout.split()
     assert listed[:2] == ["lifecycle", "reboot"] and len(listed) == 27
+
+
+def test_an_oom_kill_inside_is_a_memory_event(conn, rootfs: Path, shell_of) -> None:
+    no_swap = "<memtune><swap_hard_limit unit='MiB'>32</swap_hard_limit></memtune>"
+    dom = conn.create_xml(domain_xml("tight", rootfs, memory_mib=32, extra=no_swap))
+    sh = shell_of(dom)
+    with EventReader(conn.paths.names) as reader:
+        out = sh.run("dd if=/dev/zero of=/dev/null bs=64M count=1 2>&1; echo rc=$?")
+        assert "Killed" in out or "rc=137" in out, out
+        found = []
+        while not found:
+            got = reader.next(30)
+            assert got, "no memory event came"
+            found = [e for e in got if e.kind == "memory" and e.domain == "tight"]
+    assert found[0].extra["moved"]["oom_kill"] >= 1 and dom.is_active()
+    assert found[0].extra["counts"]["oom_kill"] >= 1

@@ -342,6 +342,26 @@ class V1Cgroup:
         for ctrl in self._dirs():
             remove_empty_levels(self._partition_dir(ctrl), self.mounts[ctrl])
 
+    def memory_watch(self) -> list[int]:
+        """Fds that turn readable when a limit of the container's bites with an OOM:
+        an eventfd registered for memory.oom_control at the leaf and the payload
+        (v1's cgroup.event_control; v1 has no other memory notification), and the
+        control files, which the registration needs open. Closed at teardown."""
+        efd = os.eventfd(0, os.EFD_CLOEXEC | os.EFD_NONBLOCK)
+        fds = [efd]
+        try:
+            for sub in ("", PAYLOAD):
+                level = os.path.join(self.dir("memory"), sub)
+                control = os.open(os.path.join(level, "memory.oom_control"),
+                                  os.O_RDONLY | os.O_CLOEXEC)  # fmt: skip
+                fds.append(control)
+                self._write("memory", "cgroup.event_control", f"{efd} {control}", sub)
+        except BaseException:
+            for fd in fds:
+                os.close(fd)
+            raise
+        return fds
+
     # ------------------------------------------------------------ statistics
 
     def memory_usage(self) -> int:

@@ -314,6 +314,13 @@ class V2Cgroup:
         remove_tree(self.leaf)
         remove_empty_levels(os.path.dirname(self.leaf), self.mount)
 
+    def memory_watch(self) -> list[int]:
+        """Fds that turn readable when the container's memory.events counters move
+        (the kernel's file-modified notification, through inotify)."""
+        from nsvirt.driver.runtime import inotify
+
+        return [inotify.watch(self._path("memory.events"), inotify.IN_MODIFY)]
+
     # ------------------------------------------------------------ statistics
 
     def memory_usage(self) -> int:
