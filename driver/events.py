@@ -72,18 +72,21 @@ class EventReader:
         self.inode = 0
         self.offset = 0
         self.buffer = b""
-        self._open(since)
+        try:
+            self._open(since)
+        except BaseException:
+            self.close()
+            raise
 
     def _open(self, since: str | None) -> None:
         current = _inode(self.path)
-        if since is None:
-            if current:
-                self._switch(self.path, os.stat(self.path).st_size)
+        if since is None:  # at the end of the newest file there is (its fd's own size)
+            self._switch(self.path if current else self.path + ".1", None)
             return
-        try:
-            inode, offset = (int(part) for part in since.split(":"))
-        except ValueError:
-            raise InvalidArgument(f"malformed event cursor '{since}'") from None
+        head, _, tail = since.partition(":")
+        if not (head.isascii() and head.isdigit() and tail.isascii() and tail.isdigit()):
+            raise InvalidArgument(f"malformed event cursor '{since}'")
+        inode, offset = int(head), int(tail)
         if inode == current:
             self._switch(self.path, offset)
         elif inode == _inode(self.path + ".1"):
@@ -92,7 +95,9 @@ class EventReader:
             self.gap = True
             self._switch(self.path + ".1" if _inode(self.path + ".1") else self.path, 0)
 
-    def _switch(self, path: str, offset: int) -> None:
+    def _switch(self, path: str, offset: int | None) -> None:
+        """Read `path` from `offset` (None: its end), or from its start when the offset
+        is past its end (a cursor of another file that had its inode number)."""
         if self.fd >= 0:
             os.close(self.fd)
             self.fd = -1
@@ -101,7 +106,13 @@ class EventReader:
         except FileNotFoundError:
             self.inode = 0
             return
-        self.inode = os.fstat(self.fd).st_ino
+        st = os.fstat(self.fd)
+        self.inode = st.st_ino
+        if offset is None:
+            offset = st.st_size
+        elif offset > st.st_size or (offset and os.pread(self.fd, 1, offset - 1) != b"\n"):
+            self.gap = True  # not a line's end in this file: it is not the cursor's file
+            offset = 0
         os.lseek(self.fd, offset, os.SEEK_SET)
         self.offset = offset  # of the first byte not yet consumed as a line
         self.buffer = b""
@@ -195,14 +206,16 @@ def _decode(line: bytes, cursor: str) -> DomainEvent | None:
 def follow(conn: Connection, *, domain: str | None = None, since: str | None = None,
            timeout: float | None = None) -> Iterator[DomainEvent]:  # fmt: skip
     """Events as they happen (of one domain: its uuid), until `timeout` seconds pass
-    without one (None: for ever)."""
+    without one of those (None: for ever)."""
     with EventReader(conn.paths.names, since) as reader:
+        deadline = None if timeout is None else time.monotonic() + timeout
         while True:
-            found = reader.next(timeout)
-            if not found:
+            left = None if deadline is None else deadline - time.monotonic()
+            if left is not None and left <= 0:
                 return
-            for event in found:
+            for event in reader.next(left):
                 if domain is None or event.uuid == domain:
+                    deadline = None if timeout is None else time.monotonic() + timeout
                     yield event
 
 
@@ -214,6 +227,7 @@ class Callbacks:
         self.conn = conn
         self.next_id = 1
         self.stops: dict[int, threading.Event] = {}
+        self.lock = threading.Lock()
 
     def register(self, dom: Any, event_id: int, callback: Callable[..., None],
                  opaque: Any) -> int:  # fmt: skip
@@ -228,22 +242,29 @@ class Callbacks:
             with reader:
                 while not stop.is_set():
                     for event in reader.next(0.2):
+                        if stop.is_set():
+                            return  # none after deregister, as libvirt-python
                         if event.kind != kind or (uuid is not None and event.uuid != uuid):
                             continue
                         target = _domain_of(self.conn, event)
-                        if kind == "lifecycle":
-                            callback(self.conn, target, event.event, event.detail, opaque)
-                        else:
-                            callback(self.conn, target, opaque)
+                        args = (event.event, event.detail) if kind == "lifecycle" else ()
+                        try:
+                            callback(self.conn, target, *args, opaque)
+                        except Exception:  # the callback's bug: said, and the next comes
+                            import traceback
 
-        ident = self.next_id
-        self.next_id += 1
-        self.stops[ident] = stop
+                            traceback.print_exc()
+
+        with self.lock:
+            ident = self.next_id
+            self.next_id += 1
+            self.stops[ident] = stop
         threading.Thread(target=run, name=f"nsvirt-events-{ident}", daemon=True).start()
         return ident
 
     def deregister(self, ident: int) -> None:
-        stop = self.stops.pop(ident, None)
+        with self.lock:
+            stop = self.stops.pop(ident, None)
         if stop is None:
             raise InvalidArgument(f"no event callback with ID {ident}")
         stop.set()

@@ -59,29 +59,49 @@ def emit(names: Layout, name: str, uuid: str, event: int, detail: int,
     except OSError:
         return
     try:
-        fcntl.flock(lock, fcntl.LOCK_SH)  # a rotation holds it for one rename only
+        _lock(lock, fcntl.LOCK_SH)
         fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o600)
         try:
-            os.write(fd, line)
+            if os.write(fd, line) < len(line):  # a full disk: end the torn line, so
+                os.write(fd, b"\n")  # the next writer's event is not lost with it
             size = os.fstat(fd).st_size
         finally:
             os.close(fd)
         fcntl.flock(lock, fcntl.LOCK_UN)
         if size > ROTATE_AT:
-            _rotate(lock, path)
+            _rotate(lock, path, force=size > 4 * ROTATE_AT)
     except OSError:
         pass
     finally:
         os.close(lock)
 
 
-def _rotate(lock: int, path: str) -> None:
+LOCK_WAIT = 0.05  # seconds: a writer never waits longer on the log's lock
+
+
+def _lock(fd: int, how: int) -> bool:
+    """Take the lock within LOCK_WAIT, else go on without it: a process stopped while
+    it holds the lock (a rotation) must never stop a supervisor or a define."""
+    deadline = time.monotonic() + LOCK_WAIT
+    while True:
+        try:
+            fcntl.flock(fd, how | fcntl.LOCK_NB)
+            return True
+        except BlockingIOError:
+            if time.monotonic() > deadline:
+                return False
+            time.sleep(0.001)
+
+
+def _rotate(lock: int, path: str, force: bool) -> None:
     """events.log becomes events.log.1, once no writer is in the middle of a line;
-    whoever gets the lock first does it, the others see a small file again."""
+    whoever gets the lock first does it, the others see a small file again. Past
+    four times the size (a writer that stopped holding the lock), without it."""
     try:
         fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except BlockingIOError:
-        return
+        if not force:
+            return
     try:
         if os.stat(path).st_size > ROTATE_AT:
             os.replace(path, path + ".1")

@@ -217,9 +217,9 @@ def teardown(paths: Paths | Layout, name: str, cgroup: Any | None, *, final_reas
             cgroup.kill_all()
         with contextlib.suppress(CgroupError, OSError):
             cgroup.destroy()
+    ended = _was_live(paths, name) if final_reason is not None else None
     if final_reason is not None:  # the end is recorded before the run's files go: a
-        _announce_end(paths, name, final_reason, oom)  # start's late live XML sees it
-        _record_end(paths, name, final_reason, persistent)
+        _record_end(paths, name, final_reason, persistent)  # start's late live XML sees it
     if run_files:
         for path in (paths.socket(name), paths.live_xml(name), paths.compiled(name, live=True)):
             files.remove(path, durable=False)
@@ -227,24 +227,32 @@ def teardown(paths: Paths | Layout, name: str, cgroup: Any | None, *, final_reas
             os.rmdir(paths.mountpoint(name))
     if final_reason is not None and not os.path.exists(paths.config(name)):
         files.remove_unheld_lock(paths.lock(name))  # a transient domain is gone: its lock too
+    if ended is not None and final_reason is not None:  # once it is all gone, as libvirt
+        _announce_end(paths, name, ended, final_reason, oom)
 
 
-def _announce_end(paths: Paths | Layout, name: str, final_reason: str, oom: bool) -> None:
-    """The STOPPED event, once: only while the state file still says the run is live
-    (a second teardown of the same run says nothing)."""
+def _was_live(paths: Paths | Layout, name: str) -> str | None:
+    """The uuid of the run the state file still says is live, else None (a second
+    teardown of the same run announces nothing)."""
+    try:
+        with open(paths.state(name), "rb") as f:
+            raw = jsonlite.loads(f.read())
+    except (OSError, ValueError):
+        return None
+    if not isinstance(raw, dict) or raw.get("state") not in (RUNNING, PAUSED):
+        return None
+    return str(raw.get("uuid", ""))
+
+
+def _announce_end(paths: Paths | Layout, name: str, uuid: str, final_reason: str,
+                  oom: bool) -> None:  # fmt: skip
+    """The STOPPED event, with nsvirt's reason (and whether init was OOM-killed)."""
     from nsvirt.driver.state import events
 
     names = getattr(paths, "names", paths)  # a Layout, or the Paths made of one
-    try:
-        with open(names.state(name), "rb") as f:
-            raw = jsonlite.loads(f.read())
-    except (OSError, ValueError):
-        raw = None
-    if not isinstance(raw, dict) or raw.get("state") not in (RUNNING, PAUSED):
-        return
     extra = {"reason": final_reason, **({"oom": True} if oom else {})}
-    events.emit(names, name, str(raw.get("uuid", "")), events.STOPPED,
-                events.STOP_DETAILS.get(final_reason, 5), **extra)  # fmt: skip
+    events.emit(names, name, uuid, events.STOPPED, events.STOP_DETAILS.get(final_reason, 5),
+                **extra)  # fmt: skip
 
 
 def _record_end(paths: Paths | Layout, name: str, final_reason: str, persistent: bool) -> None:

@@ -72,6 +72,7 @@ class Controller:
         self.memory_fds: list[int] = []  # the memory-events watch (cgroups' memory_watch)
         self.memory_seen: dict[str, int] = {}  # the counters the last event reported
         self.memory_sent = 0.0  # when it was sent (time.monotonic())
+        self.memory_later = False  # a read is due once the interval has passed
         self.waiters: list[Client] = []  # replied to when init has stopped or restarted
         self.interfaces: list[dict[str, Any]] = []  # as network/attach.py made them
         self.plan_json = config.plan_json
@@ -379,14 +380,23 @@ class Controller:
 
     def _memory_changed(self) -> None:
         """The counters moved: one event with what changed, at most one a second (a
-        container at its memory.high moves them all the time; the rest comes with the
-        next change)."""
+        container at its memory.high moves them all the time); what is held back comes
+        when the second is over."""
         try:
             while os.read(self.memory_fds[0], 4096):
                 pass
         except BlockingIOError:
             pass
-        if time.monotonic() - self.memory_sent < MEMORY_EVENT_INTERVAL:
+        self._memory_check()
+
+    def _memory_check(self) -> None:
+        if not self.memory_fds:
+            return  # torn down meanwhile
+        next_one = self.memory_sent + MEMORY_EVENT_INTERVAL
+        if time.monotonic() < next_one:  # held back: read again when it may be sent
+            if not self.memory_later:
+                self.memory_later = True
+                self.loop.call_at(next_one, self._memory_again)
             return
         try:
             now = cgusage.memory_events(self.cgroup.describe())
@@ -397,6 +407,10 @@ class Controller:
         if moved:
             self.memory_seen, self.memory_sent = now, time.monotonic()
             self._event(0, 0, kind="memory", moved=moved, counts=now)
+
+    def _memory_again(self) -> None:
+        self.memory_later = False
+        self._memory_check()
 
     def _unwatch_memory(self) -> None:
         if self.memory_fds:

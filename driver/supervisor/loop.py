@@ -30,6 +30,7 @@ class EventLoop:
         self._callbacks: dict[int, list[Callback | None]] = {}  # fd → [on_read, on_write]
         self.deadline: float | None = None  # time.monotonic() at which on_deadline runs
         self.on_deadline: Callback | None = None
+        self.later: list[tuple[float, Callback]] = []  # (time.monotonic(), callback)
         self.stopped = False  # stop() may come before run(): init died at once
 
     def _update(self, fd: int) -> None:
@@ -87,6 +88,10 @@ class EventLoop:
 
         self.on_read(rfd, drain)
 
+    def call_at(self, when: float, callback: Callback) -> None:
+        """Call `callback` once, from the loop, at `when` (time.monotonic()) or soon after."""
+        self.later.append((when, callback))
+
     def stop(self) -> None:
         self.stopped = True
 
@@ -94,13 +99,20 @@ class EventLoop:
         """Dispatch until stop() is called (at once if it was called already)."""
         while not self.stopped:
             timeout = None
-            if self.deadline is not None:
-                timeout = max(0.0, self.deadline - time.monotonic())
+            times = [w for w, _ in self.later] + ([self.deadline] if self.deadline else [])
+            if times:
+                timeout = max(0.0, min(times) - time.monotonic())
             events = self._epoll.poll(-1 if timeout is None else timeout)
             if self.deadline is not None and time.monotonic() >= self.deadline:
                 self.deadline = None
                 if self.on_deadline is not None:
                     self.on_deadline()
+            if self.later:
+                now = time.monotonic()
+                due = [c for w, c in self.later if w <= now]
+                self.later = [(w, c) for w, c in self.later if w > now]
+                for callback in due:
+                    self._call(-1, callback)
             for fd, mask in events:
                 # an error or a hang-up is news for both callbacks (as selectors has it)
                 callbacks = self._callbacks.get(fd)  # an earlier callback may drop it

@@ -71,7 +71,8 @@ def event(ctx: Context, args: argparse.Namespace) -> int:
         raise ShellError(f"unknown event type {args.event}")
     timeout = None
     if args.timeout is not None:
-        if not args.timeout.isdigit() or not 0 < int(args.timeout) <= 2**31 // 1000:
+        digits = args.timeout.isascii() and args.timeout.isdigit()
+        if not digits or not 0 < int(args.timeout) <= 2**31 // 1000:
             raise ShellError(f"Numeric value '{args.timeout}' for <timeout> option is "
                              "malformed or out of range")  # fmt: skip
         timeout = float(args.timeout)
@@ -80,7 +81,11 @@ def event(ctx: Context, args: argparse.Namespace) -> int:
     count = 0
     deadline = None if timeout is None else time.monotonic() + timeout
     ending = "event loop timed out\n"
-    with EventReader(ctx.conn.paths.names, args.since) as reader:
+    try:
+        reader = EventReader(ctx.conn.paths.names, args.since)
+    except OSError as e:  # no inotify instance left, say
+        raise ShellError(f"cannot follow the event log: {e.strerror}") from None
+    with reader:
         try:
             while deadline is None or time.monotonic() < deadline:
                 left = None if deadline is None else max(0.0, deadline - time.monotonic())

@@ -87,3 +87,30 @@ def test_a_line_that_is_not_an_event_is_skipped(tmp_path: Path) -> None:
             f.write(b'not json\n[1]\n{"kind": 1}\n')
         events.emit(names, "y", "u", events.STARTED, 0)
         assert [e.domain for e in r.pending()] == ["x", "y"]
+
+
+def test_a_reader_started_between_a_rotation_and_the_next_event_replays_nothing(
+    tmp_path: Path,
+) -> None:
+    names = _names(tmp_path)
+    events.emit(names, "old", "u", events.STARTED, 0)
+    path = Path(events.log_path(names))
+    path.rename(str(path) + ".1")  # rotated: no events.log until the next event
+    with EventReader(names) as reader:
+        events.emit(names, "new", "u", events.STARTED, 0)
+        assert [e.domain for e in reader.pending()] == ["new"]
+
+
+def test_a_cursor_that_is_no_line_end_of_its_file_is_a_gap(tmp_path: Path) -> None:
+    names = _names(tmp_path)
+    events.emit(names, "a", "u", events.STARTED, 0)
+    ino = Path(events.log_path(names)).stat().st_ino
+    with EventReader(names, since=f"{ino}:3") as reader:  # mid-line: another file's cursor
+        assert reader.gap and [e.domain for e in reader.pending()] == ["a"]
+    for bad in ("x", "1:-1", f"{ino}: 5", "²:1"):
+        try:
+            EventReader(names, since=bad)
+        except Exception as e:
+            assert "malformed event cursor" in str(e)
+        else:
+            raise AssertionError(f"{bad!r} was taken")

@@ -131,3 +131,16 @@ def test_the_loop_calls_read_and_write_callbacks_and_reports_a_hang_up() -> None
     os.close(r)
     assert seen == ["read b'x'", "read b''"]
     loop.forget(r)  # forgetting a closed, forgotten fd is harmless
+
+
+def test_call_at_runs_once_from_the_loop_at_its_time() -> None:
+    import time
+
+    from nsvirt.driver.supervisor.loop import EventLoop
+
+    loop = EventLoop()
+    hits: list[float] = []
+    start = time.monotonic()
+    loop.call_at(start + 0.05, lambda: (hits.append(time.monotonic() - start), loop.stop()))
+    loop.run()
+    assert len(hits) == 1 and hits[0] >= 0.05 and loop.later == []
