@@ -79,15 +79,15 @@ def event(ctx: Context, args: argparse.Namespace) -> int:
     uuid = ctx.lookup(args.domain).uuid if args.domain else None
     kinds = {"lifecycle", "reboot", "memory"} if args.all else {args.event}
     count = 0
-    deadline = None if timeout is None else time.monotonic() + timeout
     ending = "event loop timed out\n"
     try:
         reader = EventReader(ctx.conn.paths.names, args.since)
     except OSError as e:  # no inotify instance left, say
         raise ShellError(f"cannot follow the event log: {e.strerror}") from None
+    deadline = None if timeout is None else time.monotonic() + timeout  # from the wait's start
     with reader:
         try:
-            while deadline is None or time.monotonic() < deadline:
+            while True:  # at least one read: what --since names is there already
                 left = None if deadline is None else max(0.0, deadline - time.monotonic())
                 for found in reader.next(left):
                     if found.kind not in kinds or (uuid is not None and found.uuid != uuid):
@@ -98,6 +98,8 @@ def event(ctx: Context, args: argparse.Namespace) -> int:
                         break
                 if count and not args.loop:
                     ending = ""
+                    break
+                if deadline is not None and time.monotonic() >= deadline:
                     break
         except KeyboardInterrupt:
             ending = "event loop interrupted\n"
