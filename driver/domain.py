@@ -267,6 +267,18 @@ class Domain(Lifecycle, DeviceOps, Interfaces, Tuning, Statistics):
             out["host_uid"] = out["host_gid"] = 0
         return out
 
+    def proc(self) -> dict[str, Any]:
+        """The container's /proc files (driver/procfs/): the definition's view
+        ("container" or "host"), and while it runs whether the root's /proc server
+        serves them (`served`) or, if not, why (`error`: it reads the kernel's)."""
+        state = self.run_state()
+        live = runstate.is_live(state) and state is not None
+        view = self.definition(inactive=not live).proc_view
+        status = state.procfs if live and state is not None else ""
+        served = None if not live or status == "off" else status == "on"
+        error = status.removeprefix("failed: ") if status.startswith("failed") else None
+        return {"view": view, "served": served, "error": error}
+
     def undefine(self) -> None:
         """Remove the persistent definition; a running domain goes on, as transient."""
         self.conn.require_writable("virDomainUndefine")

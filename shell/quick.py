@@ -439,7 +439,7 @@ def _spare(names: Layout) -> Spare | None:
         return None
     from nsvirt.driver.launch import spare
 
-    return spare.fork()
+    return spare.fork(names.procfs())
 
 
 def _start_with(names: Layout, name: str, quiet: bool, spare: Spare | None) -> str:

@@ -19,6 +19,8 @@ def own_id_range_table(tmp_path_factory: pytest.TempPathFactory) -> Path:
     os.environ["NSVIRT_IDRANGES"] = str(table)
     # and built schemas are cached in the session's own directory (domxml/schemacache.py)
     os.environ.setdefault("NSVIRT_SCHEMA_CACHE", str(tmp_path_factory.mktemp("schemas")))
+    # and a root's /proc server leaves with its last domain (a test checks nothing is left)
+    os.environ["NSVIRT_PROCFS_LINGER"] = "0"
     return table
 
 

@@ -117,6 +117,8 @@ def _nsvirt_config(dom: m.DomainDef) -> list[str]:
     """The children of <nsvirt:config>, in the schema's order."""
     c, live = dom.containment, dom.live_idmap
     lines = [f'<nsvirt:pids max="{dom.pids_max}"/>'] if dom.pids_max is not None else []
+    if dom.proc_view != "container":
+        lines.append(f'<nsvirt:proc view="{dom.proc_view}"/>')
     lines += [f"<nsvirt:{tag}/>" for tag, on in (
         ("privileged", c.privileged), ("idmapped-mounts", c.idmapped_mounts),
         ("no-new-privs", c.no_new_privs)) if on]  # fmt: skip

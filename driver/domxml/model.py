@@ -214,6 +214,7 @@ class DomainDef(Record):
     description: str | None = None
     metadata: tuple[tuple[str, str], ...] = ()  # (namespace, element serialised verbatim)
     pids_max: int | None = None  # nsvirt:config/nsvirt:pids/@max
+    proc_view: str = "container"  # nsvirt:config/nsvirt:proc/@view: container | host
     containment: Containment = factory(Containment)
     live_idmap: LiveIdmap | None = None  # nsvirt:config/nsvirt:userns, live only
     max_memory: int | None = None  # KiB

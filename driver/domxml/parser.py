@@ -349,6 +349,8 @@ def _build(root: etree._Element) -> m.DomainDef:
             if etree.QName(el).namespace != m.NSVIRT_NS
         ),
         pids_max=_int(root.find("metadata/nsvirt:config/nsvirt:pids", NAMESPACES), "max"),
+        proc_view=_attr(root.find("metadata/nsvirt:config/nsvirt:proc", NAMESPACES), "view")
+        or "container",
         containment=_containment(root.find("metadata/nsvirt:config", NAMESPACES)),
         live_idmap=_live_idmap(root.find("metadata/nsvirt:config/nsvirt:userns", NAMESPACES)),
         max_memory=_scaled(max_mem, "/domain/maxMemory"),

@@ -18,7 +18,7 @@ from nsvirt.driver.launch.hostfacts import HostFacts
 from nsvirt.driver.records import Record, factory
 from nsvirt.driver.state import jsonlite
 
-PLAN_FORMAT = 5
+PLAN_FORMAT = 6
 
 # libvirt's default policy drops the first five; nsvirt also drops what runc, crun
 # and LXC drop and a normal init does not need (docs/containment.md). SYS_BOOT is
@@ -172,6 +172,7 @@ class LaunchPlan(Record):
     on_reboot: str
     on_crash: str
     shutdown_signal: str
+    proc_view: str = "container"  # container: procfs/ serves its /proc files; host: the kernel's
     format: int = PLAN_FORMAT
     facts: dict = factory(dict)
 
@@ -547,5 +548,6 @@ def build(
         on_reboot=dom.on_reboot,
         on_crash=dom.on_crash,
         shutdown_signal=shutdown_signal(init),
+        proc_view=dom.proc_view,
         facts=facts.to_dict(),
     )

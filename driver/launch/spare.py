@@ -68,12 +68,13 @@ def fork_detached(keep: int, output: int | None) -> bool:
     return False
 
 
-def fork() -> Spare:
-    """Fork the spare, detached."""
+def fork(procfs: str) -> Spare:
+    """Fork the spare, detached; it sees that the root's /proc server (at `procfs`)
+    serves or is getting ready, as the start will most likely need it."""
     ours, theirs = sockets.socketpair()
     if fork_detached(theirs.fileno(), None):
         try:
-            _wait(theirs)
+            _wait(theirs, procfs)
         except BaseException:
             pass
         os._exit(1)
@@ -81,8 +82,14 @@ def fork() -> Spare:
     return Spare(ours)
 
 
-def _wait(sock: sockets.Socket) -> None:
+def _wait(sock: sockets.Socket, procfs: str) -> None:
     keep = sock.fileno()
+    from nsvirt.driver.procfs import service
+
+    try:
+        service.warm(procfs)  # while the command parses and plans
+    except OSError:
+        pass  # the supervisor tries again, and says why
     from nsvirt.driver.state import jsonlite
     from nsvirt.driver.supervisor import controller, protocol  # noqa: F401 (loaded now)
     from nsvirt.driver.supervisor.__main__ import serve

@@ -16,16 +16,13 @@ from __future__ import annotations
 import os
 import stat
 
-from nsvirt.driver.runtime import enter, fsmount, inroot, mounts, sockets
+from nsvirt.driver.runtime import enter, fsmount, inroot, mounts
 from nsvirt.driver.runtime import syscalls as sc
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from collections.abc import Sequence
     from typing import Any
-
-HELPER_TIMEOUT = 10.0  # a bound on the helper's few syscalls, not a delay
-_PR_SET_DUMPABLE = 4
 
 
 def holder(nodes: Sequence[Any], uid: int, gid: int) -> int:
@@ -54,7 +51,7 @@ def add_in(init_pid: int, nodes: Sequence[Any]) -> None:
     held = holder(nodes, *owner) if userns else -1
     try:
         keep = (held,) if held >= 0 else ()
-        _in_container(init_pid, lambda root: _add(root, nodes, held), keep)
+        enter.inside(init_pid, lambda root: _add(root, nodes, held), keep)
     finally:
         if held >= 0:
             os.close(held)
@@ -62,7 +59,7 @@ def add_in(init_pid: int, nodes: Sequence[Any]) -> None:
 
 def remove_in(init_pid: int, names: Sequence[str]) -> None:
     """Take the nodes /dev/<name> out of a running container (detach-device)."""
-    _in_container(init_pid, lambda root: _remove(root, names))
+    enter.inside(init_pid, lambda root: _remove(root, names))
 
 
 def _add(root: int, nodes: Sequence[Any], held: int) -> None:
@@ -116,67 +113,3 @@ def _userns_of(pid: int) -> tuple[bool, tuple[int, int]]:
             raise OSError(f"the container's root has no host id in its {kind}")
         ids.append(root[0] - next(inside for inside, _, _ in ranges if inside <= 0))
     return True, (ids[0], ids[1])
-
-
-def _in_container(pid: int, work: Any, keep: Sequence[int] = ()) -> None:
-    """Run work(root fd) in a helper inside `pid`'s pid namespace (so that the
-    container's /proc knows it: /proc/self/fd paths), its user namespace if it has one
-    (what is made on its /dev must be owned by an id it knows, as init's own are) and
-    its mount namespace (the helper's root becomes the container's: nothing more can
-    be imported from there); runtime/enter.py's join() enters them. The helper's error
-    is raised here.
-
-    Inside, the helper is the container's to signal (a SIGSTOP, say): so its parent,
-    which stays out of the pid namespace where the container cannot see it, holds the
-    deadline and kills it (SIGKILL ends a stopped process too); and neither holds any
-    of the caller's fds but `keep` (a holder tmpfs) and the error pipe."""
-    fds = enter.namespaces_of(pid, ("user", "pid", "mnt"))
-    r, w = os.pipe()
-    child = os.fork()
-    if child == 0:  # a fresh process: one thread, as setns(CLONE_NEWNS) needs
-        try:
-            os.close(r)
-            sc.close_fds_except(w, *fds.values(), *keep)
-            null = os.open(os.devnull, os.O_RDWR)  # nor the caller's terminal
-            for std in (0, 1, 2):
-                os.dup2(null, std)
-            os.close(null)
-            enter.join(fds)
-            helper = os.fork()  # born in the pid namespace
-            if helper:
-                os._exit(_bounded_wait(helper, HELPER_TIMEOUT, w))
-            # not dumpable (a change of ids reset it): its memory is the host's
-            sc.prctl(_PR_SET_DUMPABLE, 0, what="making the helper not dumpable")
-            work(inroot.open_root("/"))
-            os._exit(0)
-        except BaseException as e:
-            os.write(w, str(e).encode(errors="replace")[:4000] or b"failed")
-            os._exit(1)
-    os.close(w)
-    for fd in fds.values():
-        os.close(fd)
-    chunks = []
-    try:  # the child ends within its bound (it kills the helper at the deadline)
-        while sockets.wait_readable([r], HELPER_TIMEOUT + 5):
-            chunk = os.read(r, 4096)
-            if not chunk:
-                break
-            chunks.append(chunk)
-    finally:
-        os.close(r)
-        _, status = os.waitpid(child, 0)
-    said = b"".join(chunks).decode(errors="replace")
-    if said or os.waitstatus_to_exitcode(status) != 0:
-        raise OSError(said or "the helper in the container's namespaces failed")
-
-
-def _bounded_wait(pid: int, timeout: float, report: int) -> int:
-    """Wait for the helper `pid` at most `timeout` s, then kill it; its exit code."""
-    pidfd = os.pidfd_open(pid)
-    try:
-        if not sockets.wait_readable([pidfd], timeout):
-            os.kill(pid, 9)
-            os.write(report, b"the helper in the container's namespaces did not finish")
-        return os.waitstatus_to_exitcode(os.waitpid(pid, 0)[1]) & 0xFF
-    finally:
-        os.close(pidfd)

@@ -16,17 +16,18 @@ from __future__ import annotations
 
 import os
 
-from nsvirt.driver.runtime import caps, seccomp
+from nsvirt.driver.runtime import caps, inroot, seccomp, sockets
 from nsvirt.driver.runtime import syscalls as sc
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from collections.abc import Mapping, Sequence
+    from collections.abc import Callable, Mapping, Sequence
 
 # user first (the rest belong to it), mnt last (after it nothing of the host is reachable)
 NAMESPACES = (("user", sc.CLONE_NEWUSER), ("ipc", sc.CLONE_NEWIPC), ("uts", sc.CLONE_NEWUTS),
               ("net", sc.CLONE_NEWNET), ("cgroup", sc.CLONE_NEWCGROUP),
-              ("pid", sc.CLONE_NEWPID), ("mnt", sc.CLONE_NEWNS))  # fmt: skip
+              ("time", sc.CLONE_NEWTIME), ("pid", sc.CLONE_NEWPID),
+              ("mnt", sc.CLONE_NEWNS))  # fmt: skip
 EXEC_FAILED = 127  # B's status when the command cannot be run (its reason on the pipe)
 
 
@@ -74,6 +75,8 @@ def namespaces_of(pid: int, kinds: Sequence[str] = ()) -> dict[str, int]:
         if kinds and kind not in kinds:
             continue
         theirs = f"/proc/{pid}/ns/{kind}"
+        if kind == "time" and not os.path.exists(theirs):
+            continue  # a kernel before 5.6 has no time namespaces
         if os.readlink(theirs) != os.readlink(f"/proc/self/ns/{kind}"):
             fds[kind] = os.open(theirs, os.O_RDONLY | os.O_CLOEXEC)
     return fds
@@ -127,3 +130,71 @@ def _report(fd: int, e: BaseException) -> None:
 def _exit_code(status: int) -> int:
     code = os.waitstatus_to_exitcode(status)
     return 128 - code if code < 0 else code
+
+
+HELPER_TIMEOUT = 10.0  # a bound on a helper's few syscalls, not a delay
+_PR_SET_DUMPABLE = 4
+
+
+def inside(pid: int, work: Callable[[int], None], keep: Sequence[int] = ()) -> None:
+    """Run work(root fd) in a helper inside `pid`'s pid namespace (so that the
+    container's /proc knows it: /proc/self/fd paths), its user namespace if it has one
+    (what is made on its /dev must be owned by an id it knows, as init's own are) and
+    its mount namespace (the helper's root becomes the container's: nothing more can
+    be imported from there); join() enters them. The helper's error
+    is raised here.
+
+    Inside, the helper is the container's to signal (a SIGSTOP, say): so its parent,
+    which stays out of the pid namespace where the container cannot see it, holds the
+    deadline and kills it (SIGKILL ends a stopped process too); and neither holds any
+    of the caller's fds but `keep` (a holder tmpfs) and the error pipe."""
+    fds = namespaces_of(pid, ("user", "pid", "mnt"))
+    r, w = os.pipe()
+    child = os.fork()
+    if child == 0:  # a fresh process: one thread, as setns(CLONE_NEWNS) needs
+        try:
+            os.close(r)
+            sc.close_fds_except(w, *fds.values(), *keep)
+            null = os.open(os.devnull, os.O_RDWR)  # nor the caller's terminal
+            for std in (0, 1, 2):
+                os.dup2(null, std)
+            os.close(null)
+            join(fds)
+            helper = os.fork()  # born in the pid namespace
+            if helper:
+                os._exit(_bounded_wait(helper, HELPER_TIMEOUT, w))
+            # not dumpable (a change of ids reset it): its memory is the host's
+            sc.prctl(_PR_SET_DUMPABLE, 0, what="making the helper not dumpable")
+            work(inroot.open_root("/"))
+            os._exit(0)
+        except BaseException as e:
+            os.write(w, str(e).encode(errors="replace")[:4000] or b"failed")
+            os._exit(1)
+    os.close(w)
+    for fd in fds.values():
+        os.close(fd)
+    chunks = []
+    try:  # the child ends within its bound (it kills the helper at the deadline)
+        while sockets.wait_readable([r], HELPER_TIMEOUT + 5):
+            chunk = os.read(r, 4096)
+            if not chunk:
+                break
+            chunks.append(chunk)
+    finally:
+        os.close(r)
+        _, status = os.waitpid(child, 0)
+    said = b"".join(chunks).decode(errors="replace")
+    if said or os.waitstatus_to_exitcode(status) != 0:
+        raise OSError(said or "the helper in the container's namespaces failed")
+
+
+def _bounded_wait(pid: int, timeout: float, report: int) -> int:
+    """Wait for the helper `pid` at most `timeout` s, then kill it; its exit code."""
+    pidfd = os.pidfd_open(pid)
+    try:
+        if not sockets.wait_readable([pidfd], timeout):
+            os.kill(pid, 9)
+            os.write(report, b"the helper in the container's namespaces did not finish")
+        return os.waitstatus_to_exitcode(os.waitpid(pid, 0)[1]) & 0xFF
+    finally:
+        os.close(pidfd)

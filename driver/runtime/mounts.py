@@ -318,11 +318,13 @@ def _mask(root: int, dest: str) -> None:
 
 
 def build_tree(plan: Any, mountpoint: str, consoles: Sequence[str],
-               cgroup_dirs: Mapping[str, str], detached: Sequence[int] = ()) -> str:  # fmt: skip
+               cgroup_dirs: Mapping[str, str], detached: Sequence[int] = (),
+               procfs: Sequence[tuple[int, str]] = ()) -> str:  # fmt: skip
     """Everything before pivot_root; returns the new root. `detached`: the
     supervisor's mounts (supervisor/startup.py's mount_fds): the root's first (a
     block or image root; with detached_mounts a copy, unless it is the host's), then
-    one per bind with detached_mounts and one per block filesystem, in plan order."""
+    one per bind with detached_mounts and one per block filesystem, in plan order.
+    `procfs`: (fd, path) of the /proc server's files, put over the kernel's."""
     userns = "user" in plan.namespaces
     fds = list(detached)
     detached_root = plan.root_mount is not None or (plan.detached_mounts and plan.root != "/")
@@ -332,11 +334,24 @@ def build_tree(plan: Any, mountpoint: str, consoles: Sequence[str],
     try:
         for op in plan.mounts:
             apply_mount(op, root, plan, consoles, cgroup_dirs, userns, fds)
+        for fd, dest in procfs:
+            cover(root, dest, fd)
         if plan.root_readonly:
             remount_readonly(root, "/")
     finally:
         os.close(root)
     return newroot
+
+
+def cover(root: int, dest: str, fd: int) -> None:
+    """Put the detached single-file mount `fd` over the file `dest` (if there is one)."""
+    target = _exists(root, dest)
+    if target is None:
+        return
+    try:
+        idmount.move_into(fd, target, f"failed to mount the /proc server's file on {dest}")
+    finally:
+        os.close(target)
 
 
 def pivot_into(root: str) -> None:

@@ -129,6 +129,42 @@ def build(arch: str, deny: Sequence[tuple[str, str]], remount_guard: bool) -> by
     return p.assemble()
 
 
+# sysinfo(2) of each host's own ABI (a 32-bit program's struct differs: it gets the kernel's)
+SYSINFO = {"x86_64": (AUDIT_ARCH_X86_64, 99), "aarch64": (AUDIT_ARCH_AARCH64, 179)}
+RET_USER_NOTIF = 0x7FC00000
+_SYS_SECCOMP = {"x86_64": 317, "aarch64": 277}
+_SET_MODE_FILTER, _FLAG_NEW_LISTENER = 1, 1 << 3
+
+
+def sysinfo_filter(arch: str) -> bytes | None:
+    """A filter that hands sysinfo(2) of the native ABI to a listener (the supervisor
+    answers with the container's memory: procfs/sysinfo.py); None on other hosts."""
+    if arch not in SYSINFO or arch not in _SYS_SECCOMP:
+        return None
+    audit_arch, number = SYSINFO[arch]
+    p = Program()
+    p.op(_LD_W_ABS, _ARCH)
+    p.op(_JEQ_K, audit_arch, 0, "allow")
+    p.op(_LD_W_ABS, _NR)
+    p.op(_JEQ_K, number, 0, "allow")
+    p.op(_RET_K, RET_USER_NOTIF)
+    p.label("allow")
+    p.op(_RET_K, RET_ALLOW)
+    return p.assemble()
+
+
+def install_listener(program: bytes, arch: str) -> int:
+    """Load `program` (whose calls return RET_USER_NOTIF) and return its listener fd
+    (seccomp_unotify(2)); needs what install() needs."""
+    buf = ctypes.create_string_buffer(program, len(program))
+    prog = _SockFprog(len(program) // 8, ctypes.addressof(buf))
+    fd = sc.libc.syscall(ctypes.c_long(_SYS_SECCOMP[arch]), ctypes.c_uint(_SET_MODE_FILTER),
+                         ctypes.c_uint(_FLAG_NEW_LISTENER), ctypes.byref(prog))  # fmt: skip
+    if fd < 0:
+        raise sc.SyscallError("cannot install the sysinfo listener", ctypes.get_errno())
+    return fd
+
+
 class _SockFprog(ctypes.Structure):
     _fields_ = [("len", ctypes.c_ushort), ("filter", ctypes.c_void_p)]
 

@@ -54,6 +54,10 @@ class Layout:
         """The compiled form of NAME's persistent (or live) XML (state/compiled.py)."""
         return f"{self.prefix}/{CACHE_DIR}/{'live' if live else 'config'}/{name}.json"
 
+    def procfs(self) -> str:
+        """The root's /proc server's directory (procfs/service.py)."""
+        return f"{self.prefix}/{RUN_DIR}/procfs"
+
     def log(self, name: str) -> str:
         return f"{self.prefix}/{LOG_DIR}/{name}.log"
 

@@ -53,8 +53,11 @@ _FIELDS: dict[str, tuple[type | tuple[type, ...], Any]] = {
     # launch/containment.py's mode, and for a user namespace the host ids of root
     # inside: {"mode", "uid", "gid", "count", "table"} (uid, gid: None when privileged)
     "containment": (dict, {}),
+    # the container's /proc files: "on" (procfs/ serves them), "off" (the domain keeps
+    # the kernel's), or "failed: why" (the kernel's, as the server cannot serve)
+    "procfs": (str, "off"),
 }
-_OPTIONAL = ("interfaces", "containment")  # added later: a file written before has none
+_OPTIONAL = ("interfaces", "containment", "procfs")  # added later: a file written before has none
 _SHUTOFF_FIELDS = ("format", "name", "state", "reason")
 
 
@@ -225,6 +228,8 @@ def teardown(paths: Paths | Layout, name: str, cgroup: Any | None, *, final_reas
             files.remove(path, durable=False)
         with contextlib.suppress(OSError):
             os.rmdir(paths.mountpoint(name))
+        with contextlib.suppress(OSError):  # its registration with the /proc server
+            os.unlink(f"{getattr(paths, 'names', paths).procfs()}/domains/{name}")
     if final_reason is not None and not os.path.exists(paths.config(name)):
         files.remove_unheld_lock(paths.lock(name))  # a transient domain is gone: its lock too
     if ended is not None and final_reason is not None:  # once it is all gone, as libvirt

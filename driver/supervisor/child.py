@@ -17,6 +17,7 @@ import _signal as signal  # signal.py without its enums (enum: ~3 ms a start)
 import binascii
 import os
 import select
+import time
 
 from nsvirt.driver.runtime import caps, mounts, netdev, seccomp, sockets, tty, users, uts
 from nsvirt.driver.runtime import syscalls as sc
@@ -69,14 +70,16 @@ def _send(sock: sockets.Socket, text: str) -> None:
     sock.sendall(text.encode() + b"\n")
 
 
-def _expect_with_fds(sock: sockets.Socket, word: str) -> list[int]:
-    """Wait for `word`, which may carry fds (SCM_RIGHTS); EOF: the supervisor is gone."""
-    data, fds, _, _ = sockets.recv_fds(sock, 64, 253)
+def _expect_with_fds(sock: sockets.Socket, word: str) -> tuple[list[str], list[int]]:
+    """Wait for `word` and its arguments, which may carry fds (SCM_RIGHTS); EOF: the
+    supervisor is gone."""
+    data, fds, _, _ = sockets.recv_fds(sock, 4096, 253)
     if not data:
         os._exit(1)
-    if data.decode(errors="replace").strip() != word:
+    said = data.decode(errors="replace").split()
+    if not said or said[0] != word:
         raise StartError(f"unexpected word from the supervisor: {data!r}")
-    return fds
+    return said[1:], fds
 
 
 def _expect(sock: sockets.Socket, word: str) -> None:
@@ -120,6 +123,8 @@ def intermediate(plan: Any, sock: sockets.Socket) -> NoReturn:
             if kind != "user":
                 flags |= sc.NAMESPACE_FLAGS[kind]
         sc.unshare(flags, "cannot create the container's namespaces")
+        if plan.proc_view == "container":
+            _own_clock()
         pid = os.fork()  # the first fork after CLONE_NEWPID: init, pid 1
         if pid == 0:
             init(plan, sock, context)
@@ -132,14 +137,21 @@ def intermediate(plan: Any, sock: sockets.Socket) -> NoReturn:
 def init(plan: Any, sock: sockets.Socket, context: InitContext) -> NoReturn:
     """pid 1 of the container: set up its world, then exec the domain's init."""
     try:
-        context.detached = _expect_with_fds(sock, "continue")
+        args, context.detached = _expect_with_fds(sock, "continue")
+        sysinfo = args[:1] == ["sysinfo"]  # hand sysinfo(2) to the supervisor
+        args = args[1:] if sysinfo else args
+        procfs: list[tuple[int, str]] = []
+        if args[:1] == ["procfs"]:  # the last fds: the /proc server's files, for these paths
+            cut = len(context.detached) - len(args[1:])
+            procfs = list(zip(context.detached[cut:], args[1:], strict=True))
+            context.detached = context.detached[:cut]
         # Only now is our parent the supervisor (the intermediate has exited):
         # tie our life to it, then make sure it did not die before that.
         sc.prctl(sc.PR_SET_PDEATHSIG, signal.SIGKILL)
         if _peer_closed(sock):
             os._exit(1)
         root = mounts.build_tree(plan, context.mountpoint, context.consoles, context.cgroup_dirs,
-                                 context.detached)  # fmt: skip
+                                 context.detached, procfs)  # fmt: skip
         mounts.pivot_into(root)
         if plan.hostname is not None:
             uts.set_hostname(plan.hostname)
@@ -158,6 +170,8 @@ def init(plan: Any, sock: sockets.Socket, context: InitContext) -> NoReturn:
             sc.prctl(sc.PR_SET_NO_NEW_PRIVS, 1, what="cannot set no_new_privs")
         if context.seccomp:  # while init may still install it (CAP_SYS_ADMIN), after mounts
             seccomp.install(context.seccomp)
+        if sysinfo:
+            _hand_over_sysinfo(sock, plan.facts["arch"])
         caps.drop_capabilities(plan.keep_caps)  # last: mount(2), sethostname(2) need caps
         if plan.user is not None or plan.group is not None:
             users.become(uid, gid)
@@ -168,6 +182,44 @@ def init(plan: Any, sock: sockets.Socket, context: InitContext) -> NoReturn:
             raise StartError(f"cannot execute {plan.init}: {e.strerror}") from None
     except BaseException as e:
         _fail(sock, e)
+
+
+def _hand_over_sysinfo(sock: sockets.Socket, arch: str) -> None:
+    """A filter that hands our (and our descendants') sysinfo(2) calls to the
+    supervisor, which answers with the container's memory; its listener goes there."""
+    program = seccomp.sysinfo_filter(arch)
+    if program is None:
+        _send(sock, "listener none")
+        return
+    fd = seccomp.install_listener(program, arch)
+    try:
+        sockets.send_fds(sock, [b"listener\n"], [fd])
+    finally:
+        os.close(fd)
+
+
+_PR_GET_DUMPABLE, _PR_SET_DUMPABLE = 3, 4
+
+
+def _own_clock() -> None:
+    """A time namespace whose boot time is now, so that init and its children count
+    their uptime (and ps their start times) from the container's start; none where
+    the kernel has none (before 5.6) or refuses one."""
+    if not os.path.exists("/proc/self/ns/time"):
+        return
+    try:
+        sc.unshare(sc.CLONE_NEWTIME, "cannot create a time namespace")
+        # our /proc files are host root's since the change of ids made us undumpable;
+        # for this write they are ours (nothing else runs as our ids yet)
+        dumpable = sc.prctl(_PR_GET_DUMPABLE)
+        sc.prctl(_PR_SET_DUMPABLE, 1)
+        try:
+            with open("/proc/self/timens_offsets", "w") as f:  # the one init will be in
+                f.write(f"boottime {-int(time.clock_gettime(time.CLOCK_BOOTTIME))} 0\n")
+        finally:
+            sc.prctl(_PR_SET_DUMPABLE, dumpable)
+    except OSError:
+        pass
 
 
 def _peer_closed(sock: sockets.Socket) -> bool:

@@ -8,6 +8,7 @@ Requests (supervisor/requests.py) call the lifecycle methods; the event loop
 from __future__ import annotations
 
 import _signal as signal  # signal.py without its enums (enum: ~3 ms a start)
+import errno
 import gc
 import os
 import time
@@ -82,6 +83,12 @@ class Controller:
                                                               self.plan.gid_map)  # fmt: skip
         self.seccomp = b""
         self.made_mountpoint = False  # by this start (a failed one removes it)
+        # the container's /proc files (procfs/): "on", "off" (the domain says host), or
+        # "failed: why" (it reads the kernel's); the server's pidfd tells us it ended
+        self.procfs = "off"
+        self.procfs_pidfd = -1
+        self.sysinfo_fd = -1  # the seccomp listener init hands sysinfo(2) calls to
+        self.boot_offset = 0  # host boot time (s) at which the container's clock began
         self.started_at = time.time()
         self.start_ticks = procstat.start_time(os.getpid())  # with the pid: who we are
 
@@ -108,6 +115,7 @@ class Controller:
         return 0
 
     def _boot(self) -> None:
+        self._procfs_warm()  # a server forked now gets ready while the start goes on
         if self.plan.auto_ids:
             self._take_ids()
         if self.plan.seccomp or self.plan.remount_guard:
@@ -171,7 +179,7 @@ class Controller:
         log(f"the container's first process {how} its cgroup")
         self.init_pid = startup.start_init(self.plan, self.maps, intermediate, context,
                                            self.faults, self.handshake_timeout,
-                                           self._net_setup)  # fmt: skip
+                                           self._net_setup, self._procfs_setup)  # fmt: skip
 
     def _take_intermediate(self) -> early.Intermediate:
         """The one begin() forked for the first start; a restart forks its own."""
@@ -196,6 +204,116 @@ class Controller:
             self.interfaces = self._net_by_helper(init_pid)
         made = ", ".join(f"{i['guest']} ({i['host'] or i['type']})" for i in self.interfaces)
         log(f"interfaces: {made}")
+
+    def _procfs_setup(self, init_pid: int) -> tuple[list[int], list[str], Any]:
+        """The root's /proc server's files for this container, where they go, and
+        who takes its sysinfo(2) listener; none where the domain keeps the kernel's
+        or the server cannot serve (the container starts anyway, with the kernel's
+        files: the run state says why)."""
+        self._procfs_release()
+        if self.plan.proc_view != "container":
+            self.procfs = "off"
+            return [], [], None
+        from nsvirt.driver.procfs import service
+
+        self.boot_offset = _boot_offset(init_pid)
+        on_listener = self._take_sysinfo if self._sysinfo_answerable() else None
+        uid = idmap.host_id(self.maps[0]) if self.maps[0] else 0
+        gid = idmap.host_id(self.maps[1]) if self.maps[1] else 0
+        entry = {"cgroup": self.cgroup.describe(), "boot_offset": self.boot_offset,
+                 "uid": uid, "gid": gid, "owner": [os.getpid(), self.start_ticks]}  # fmt: skip
+        try:
+            pid, fds = service.attach(self.paths.procfs(), self.name, entry)
+        except (OSError, ValueError) as e:
+            self.procfs = f"failed: {e}"
+            log(f"/proc: the kernel's: {e}")
+            return [], [], on_listener
+        pidfd = procstat.open_pidfd(pid)
+        if pidfd is None:
+            for fd in fds:
+                os.close(fd)
+            self.procfs = f"failed: the /proc server (pid {pid}) ended"
+            log(f"/proc: the kernel's: the server (pid {pid}) ended")
+            return [], [], on_listener
+        self.procfs, self.procfs_pidfd = "on", pidfd
+        self.loop.on_read(pidfd, lambda: self._procfs_gone(pid))
+        return fds, [dest for _, dest in service.FILES], on_listener
+
+    def _procfs_warm(self) -> None:
+        if self.plan.proc_view != "container":
+            return
+        from nsvirt.driver.procfs import service
+
+        try:
+            service.warm(self.paths.procfs())
+        except OSError as e:
+            log(f"/proc: cannot start the server yet: {e}")  # attach tries again
+
+    def _sysinfo_answerable(self) -> bool:
+        """Can a sysinfo(2) answer be written into a caller without waiting on the
+        container? Not if it may back its memory with a page-fault handler of its
+        own (userfaultfd allowed, or /dev/fuse): the write would wait for it."""
+        denied = {name for name, _ in self.plan.seccomp}
+        fuse = any(n.name == "fuse" for n in self.plan.dev_nodes)
+        return "userfaultfd" in denied and not fuse
+
+    def _take_sysinfo(self, fd: int) -> None:
+        self.sysinfo_fd = fd
+        self.loop.on_read(fd, self._sysinfo_call)
+
+    def _sysinfo_call(self) -> None:
+        """One sysinfo(2) of the container: answered with its memory and uptime, or
+        by the kernel (the host's figures) if the cgroup cannot be read."""
+        from nsvirt.driver.procfs import sysinfo
+        from nsvirt.driver.runtime import unotify
+
+        call = unotify.receive(self.sysinfo_fd)
+        if call is None:
+            return
+        try:
+            data = sysinfo.answer(self.cgroup.describe(), self.boot_offset)
+        except (OSError, ValueError, KeyError):
+            return unotify.answer(self.sysinfo_fd, call, kernel=True)
+        if not unotify.still_waiting(self.sysinfo_fd, call):
+            return  # its caller is gone: the pid may be another process's now
+        if unotify.write_memory(call.pid, call.args[0], data):
+            unotify.answer(self.sysinfo_fd, call, 0)
+        else:
+            unotify.answer(self.sysinfo_fd, call, error=errno.EFAULT)
+
+    def _procfs_gone(self, pid: int) -> None:
+        """The /proc server ended under a running container: its files there answer
+        nothing now, so the kernel's go back (in a bounded helper inside)."""
+        from nsvirt.driver.procfs import service
+
+        self.loop.forget(self.procfs_pidfd)
+        os.close(self.procfs_pidfd)
+        self.procfs_pidfd = -1
+        try:
+            service.clear_dead(self.paths.procfs())
+        except OSError as e:
+            log(f"/proc: cannot clear the dead server's mount: {e}")
+        if not self.init_pid:
+            return
+        why = f"the /proc server (pid {pid}) ended"
+        try:
+            service.detach(self.init_pid)
+        except OSError as e:
+            why += f"; its files could not be unmounted: {e}"
+        self.procfs = f"failed: {why}"
+        log(f"/proc: {why}: the container reads the kernel's")
+        try:
+            self.write_state()
+        except OSError as e:
+            log(f"cannot record it: {e.strerror}")
+
+    def _procfs_release(self) -> None:
+        for attr in ("procfs_pidfd", "sysinfo_fd"):
+            fd = getattr(self, attr)
+            if fd >= 0:
+                self.loop.forget(fd)
+                os.close(fd)
+                setattr(self, attr, -1)
 
     def _net_by_launcher(self, init_pid: int) -> list[dict[str, Any]]:
         assert self.handshake is not None
@@ -318,7 +436,7 @@ class Controller:
             cgroup_name=self.plan.cgroup_name, facts=self.plan.facts,
             persistent=self.persistent, started_at=self.started_at,
             protocol=protocol.VERSION, code=running_signature(), interfaces=self.interfaces,
-            containment=self.containment(),
+            containment=self.containment(), procfs=self.procfs,
         )  # fmt: skip
 
     def write_state(self) -> None:
@@ -603,6 +721,11 @@ class Controller:
         self._give_back_devices()
         self._release_images(disks=True)
         self._unwatch_memory()
+        self._procfs_release()
+        if self.procfs != "off":
+            from nsvirt.driver.procfs import service
+
+            service.unregister(self.paths.procfs(), self.name)
         for console in self.consoles:
             console.close()
         self.consoles = []
@@ -624,6 +747,20 @@ class Controller:
             except OSError:
                 pass
         self._give_back_ids()  # last: no process of the container is left
+
+
+def _boot_offset(init_pid: int) -> int:
+    """Host boot-time seconds at which the container's clock starts: its time
+    namespace's offset (supervisor/child.py), or now where it has none."""
+    try:
+        with open(f"/proc/{init_pid}/timens_offsets") as f:
+            for line in f:
+                words = line.split()
+                if words[:1] in (["boottime"], ["7"]):
+                    return -int(words[1])
+    except (OSError, ValueError, IndexError):
+        pass
+    return int(time.clock_gettime(time.CLOCK_BOOTTIME))
 
 
 def _signal_number(name: str) -> int:

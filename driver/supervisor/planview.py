@@ -16,7 +16,7 @@ TYPE_CHECKING = False
 if TYPE_CHECKING:
     from typing import Any
 
-PLAN_FORMAT = 5  # must equal nsvirt.driver.launch.plan.PLAN_FORMAT (a unit test checks)
+PLAN_FORMAT = 6  # must equal nsvirt.driver.launch.plan.PLAN_FORMAT (a unit test checks)
 _RAW = ("facts",)  # kept as dicts: written back into state files as they are
 
 

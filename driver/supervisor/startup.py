@@ -14,6 +14,7 @@ exec'd the domain's init.
     reach them), block and image filesystems
     (mount_fds); the interfaces, made in
     init's network namespace (net_setup)
+    the /proc server's files (procfs_setup)
          "continue" + the mounts ─▶ init: mounts, pivot_root, seccomp, caps, execve
          ◀──────────── EOF          (execve closed init's end: running)
                      or "error: …"
@@ -40,15 +41,19 @@ if TYPE_CHECKING:
     from nsvirt.driver.supervisor.early import Intermediate
 
     NetSetup = Callable[[int], None]
+    # (the /proc server's fds, the paths they cover, the sysinfo listener's handler)
+    ProcfsSetup = Callable[[int], tuple[list[int], list[str], Callable[[int], None] | None]]
     IdMaps = tuple[Sequence[Any], Sequence[Any]]
 
 
 def start_init(plan: Any, maps: IdMaps, intermediate: Intermediate, context: child.InitContext,
-               faults: Faults, timeout: float, net_setup: NetSetup) -> int:  # fmt: skip
+               faults: Faults, timeout: float, net_setup: NetSetup,
+               procfs_setup: ProcfsSetup) -> int:  # fmt: skip
     """Walk the intermediate child (supervisor/early.py: forked, joining the cgroup)
     through the start; return init's pid once it runs the domain's init. `maps`: its
     user namespace's (uid map, gid map); `net_setup(init_pid)` makes the interfaces
-    while init waits (raises StartError)."""
+    while init waits (raises StartError); `procfs_setup(init_pid)` gives the /proc
+    server's files and the paths they go over (none: the kernel's stay)."""
     # before init can exist: its parent, the intermediate, exits, and init must
     # become our child, not the host's
     sc.prctl(sc.PR_SET_CHILD_SUBREAPER, 1, what="becoming a subreaper")
@@ -58,7 +63,8 @@ def start_init(plan: Any, maps: IdMaps, intermediate: Intermediate, context: chi
             context.send(sock)
         except OSError:
             pass  # it has failed (joining the cgroup): its error is on the socket
-        return _handshake(plan, maps, sock, intermediate.pid, faults, timeout, net_setup)
+        return _handshake(plan, maps, sock, intermediate.pid, faults, timeout,
+                          (net_setup, procfs_setup))  # fmt: skip
     finally:
         sock.close()
 
@@ -71,7 +77,8 @@ def _read(sock: sockets.Socket, timeout: float) -> str:
 
 
 def _handshake(plan: Any, maps: IdMaps, sock: sockets.Socket, intermediate: int,
-               faults: Faults, timeout: float, net_setup: NetSetup) -> int:  # fmt: skip
+               faults: Faults, timeout: float,
+               setups: tuple[NetSetup, ProcfsSetup]) -> int:  # fmt: skip
     faults.point("forked")
     line = _read(sock, timeout)
     if line == "userns":
@@ -82,7 +89,7 @@ def _handshake(plan: Any, maps: IdMaps, sock: sockets.Socket, intermediate: int,
         faults.point("mapped")
         sock.sendall(b"mapped\n")
         line = _read(sock, timeout)
-    return _until_running(plan, maps, sock, intermediate, line, faults, timeout, net_setup)
+    return _until_running(plan, maps, sock, intermediate, line, faults, timeout, setups)
 
 
 def mount_fds(plan: Any, init_pid: int, maps: IdMaps) -> list[int]:
@@ -155,7 +162,7 @@ def _block_mount(op: Any, what: str, userns: int) -> int:
 
 def _until_running(plan: Any, maps: IdMaps, sock: sockets.Socket, intermediate: int,
                    line: str, faults: Faults, timeout: float,
-                   net_setup: NetSetup) -> int:  # fmt: skip
+                   setups: tuple[NetSetup, ProcfsSetup]) -> int:  # fmt: skip
     try:
         os.waitpid(intermediate, 0)
     except ChildProcessError:
@@ -172,15 +179,21 @@ def _until_running(plan: Any, maps: IdMaps, sock: sockets.Socket, intermediate: 
         os.kill(init_pid, 9)  # it waits for "continue": it never runs the domain's init
         reap(init_pid)
         raise StartError(str(e)) from None
+    procfs, covered, on_listener = setups[1](init_pid)  # none: the kernel's /proc, no failure
+    detached += procfs
+    words = ["continue"] + (["sysinfo"] if on_listener else [])
+    words += ["procfs", *covered] if covered else []
     try:
-        return _continue(plan, sock, init_pid, detached, faults, timeout, net_setup)
+        return _continue(plan, sock, init_pid, detached, faults, timeout, setups[0],
+                         " ".join(words), on_listener)  # fmt: skip
     finally:
         for fd in detached:
             os.close(fd)
 
 
 def _continue(plan: Any, sock: sockets.Socket, init_pid: int, detached: list[int],
-              faults: Faults, timeout: float, net_setup: NetSetup) -> int:  # fmt: skip
+              faults: Faults, timeout: float, net_setup: NetSetup, word: str,
+              on_listener: Callable[[int], None] | None) -> int:  # fmt: skip
     if plan.interfaces:
         try:
             net_setup(init_pid)
@@ -190,15 +203,32 @@ def _continue(plan: Any, sock: sockets.Socket, init_pid: int, detached: list[int
             raise
         faults.point("network")
     if detached:
-        sockets.send_fds(sock, [b"continue\n"], detached)
+        sockets.send_fds(sock, [word.encode() + b"\n"], detached)
     else:
-        sock.sendall(b"continue\n")
+        sock.sendall(word.encode() + b"\n")
     faults.point("continue")
+    if on_listener is not None:
+        _take_listener(sock, timeout, on_listener)
     line = _read(sock, timeout)  # EOF: init's exec closed its end, so init is running
     if line:
         reap(init_pid)
         raise StartError(line.removeprefix("error: "))
     return init_pid
+
+
+def _take_listener(sock: sockets.Socket, timeout: float,
+                   on_listener: Callable[[int], None]) -> None:  # fmt: skip
+    """init's sysinfo listener (child._hand_over_sysinfo), if that is what it says
+    next (else its error stays on the socket for _read)."""
+    if not sockets.wait_readable([sock], timeout):
+        return
+    if sock.recv(9, sockets.MSG_PEEK) != b"listener\n":
+        if sock.recv(14, sockets.MSG_PEEK) == b"listener none\n":
+            sock.recv(14)
+        return
+    _, fds, _, _ = sockets.recv_fds(sock, 9, 1)
+    if fds:
+        on_listener(fds[0])
 
 
 def reap(pid: int) -> None:

@@ -125,7 +125,7 @@ def dominfo(ctx: Context, args: argparse.Namespace) -> int:
             "max_memory_kib": info.max_memory, "used_memory_kib": info.memory,
             "persistent": dom.is_persistent(), "autostart": dom.autostart(),
             "managed_save": False, "security_model": "none",
-            "containment": dom.containment(),
+            "containment": dom.containment(), "proc": dom.proc(),
         }  # fmt: skip
         print(json.dumps(data, indent=2), file=ctx.out)
         return 0

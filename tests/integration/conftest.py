@@ -139,6 +139,11 @@ def leftovers(conn: Connection) -> list[str]:
         for p in loaded_programs()
         if p[1] == BPF_PROG_TYPE_CGROUP_DEVICE and p[2] == "nsvirt_devices"
     ]
+    server = Path(conn.paths.root, "run/nsvirt/lxc/procfs/server")  # the /proc server
+    with contextlib.suppress(OSError, ValueError, IndexError):  # gone meanwhile: well
+        pid = int(server.read_text().split()[0])  # it leaves once nothing is registered
+        if not exits(pid):
+            out.append(f"/proc server {pid}")
     mounts = Path("/proc/self/mountinfo").read_text()
     out += [line for line in mounts.splitlines() if str(conn.paths.root) in line]
     # a supervisor answers before it exits: give holders a bounded moment to go

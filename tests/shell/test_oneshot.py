@@ -355,6 +355,7 @@ def test_json_has_one_vocabulary(defined: Path) -> None:
     assert listed == {"id": None, "name": "bench-off", "uuid": UUID, "state": "shut off",
                       "reason": "unknown", "persistent": True, "autostart": False}  # fmt: skip
     contained = info.pop("containment")
+    assert info.pop("proc") == {"view": "container", "served": None, "error": None}
     assert info == {
         "id": None, "name": "bench-off", "uuid": UUID, "os_type": "exe",
         "state": "shut off", "reason": "unknown", "cpus": 1, "cpu_time_ns": None,
