@@ -5,7 +5,7 @@ seccomp filter and no_new_privs, all derived from its live definition."""
 from __future__ import annotations
 
 import os
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from nsvirt.driver.errors import InternalError, OperationInvalid
 
@@ -35,6 +35,24 @@ def enter_namespace(dom: Domain, argv: list[str]) -> int:
     procs = sorted({os.path.join(d, PAYLOAD, "cgroup.procs") for d in state.cgroup.values()})
     try:
         return enter.run(state.init_pid, argv, dict(plan.environment(definition)), procs,
-                         plan.keep_caps(definition), program, contained.no_new_privs)  # fmt: skip
+                         plan.keep_caps(definition), program, contained.no_new_privs,
+                         _sysinfo(definition, contained, state))  # fmt: skip
     except (enter.EnterError, OSError) as e:
         raise InternalError(str(e)) from None
+
+
+def _sysinfo(definition: Any, contained: Any, state: Any) -> Any:
+    """The command's sysinfo(2), answered by this process as the supervisor answers
+    init's (driver/procfs/sysinfo.py), unless the domain keeps the kernel's /proc."""
+    from nsvirt.driver.procfs import sysinfo
+    from nsvirt.driver.runtime import seccomp
+
+    if definition.proc_view != "container":
+        return None
+    fuse = "fuse" in definition.containment.device_presets or any(
+        h.source == "/dev/fuse" for h in definition.devices.hostdevs)  # fmt: skip
+    program = seccomp.sysinfo_filter(seccomp.host_arch())
+    if program is None or not sysinfo.answerable({n for n, _ in contained.seccomp}, fuse):
+        return None
+    offset = sysinfo.boot_offset(state.init_pid)
+    return program, lambda listener: sysinfo.serve(listener, state.cgroup, offset)

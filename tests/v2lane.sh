@@ -22,5 +22,6 @@ export TMPDIR="$scratch/mnt"
 # nbd devices for the qcow2 test (Debian's kernel has the module; this VM is thrown away)
 modprobe nbd nbds_max=4 2>/dev/null || echo "v2lane: no nbd module: the qcow2 test checks the refusal"
 modprobe bfq 2>/dev/null || echo "v2lane: no bfq module: the device weight test skips"
+modprobe fuse 2>/dev/null || echo "v2lane: no fuse module: containers read the kernel's /proc"
 PYTEST_DISABLE_PLUGIN_AUTOLOAD=1 .venv/bin/python -m pytest -q -p no:cacheprovider \
   -m v2 tests/integration "$@"

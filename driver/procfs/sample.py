@@ -79,11 +79,16 @@ def visible_cpus(dirs: dict[str, str], host_online: str) -> list[int]:
     return ordered
 
 
-def take(dirs: dict[str, str], host_online: str) -> Sample:
+def take(dirs: dict[str, str], host_online: str | None = None) -> Sample:
+    """The container's figures; its CPUs and CPU time only given the host's online
+    CPUs (meminfo and sysinfo need none of them)."""
     limit, st, swap_limit = memory(dirs)
-    user, system = cpu_split_ns(dirs)
-    return Sample(limit, memory_usage(dirs), st, swap_limit, swap_usage(dirs),
-                  visible_cpus(dirs, host_online), user, system)  # fmt: skip
+    cpus, user, system = [], 0, 0
+    if host_online is not None:
+        cpus = visible_cpus(dirs, host_online)
+        user, system = cpu_split_ns(dirs)
+    return Sample(limit, memory_usage(dirs), st, swap_limit, swap_usage(dirs), cpus, user,
+                  system)  # fmt: skip
 
 
 def _quota(dirs: dict[str, str]) -> float | None:

@@ -125,7 +125,7 @@ class Server:
         if op == fuse.RELEASE:
             self.texts.pop(fuse.RELEASE_IN.unpack_from(r.body)[0], None)
             return b""
-        if op in (fuse.OPENDIR, fuse.RELEASEDIR, fuse.FLUSH):
+        if op in (fuse.OPENDIR, fuse.RELEASEDIR):
             return fuse.OPEN_OUT.pack(0, 0, 0) if op == fuse.OPENDIR else b""
         if op == fuse.READDIR:
             _, offset, size = fuse.READ_IN.unpack_from(r.body)
@@ -204,19 +204,18 @@ class Server:
             raise KeyError("not registered")
         dirs = entry["cgroup"]
         host = _read(HOST_FILES[file]) if file not in ("uptime", "loadavg") else ""
-        online = _read(HOST_FILES["online"])
         if file == "meminfo":
-            return views.meminfo(host, sample.take(dirs, online))
-        cpus = sample.visible_cpus(dirs, online)
+            return views.meminfo(host, sample.take(dirs))
+        if file == "swaps":
+            s = sample.take(dirs)
+            kib = views.kib_lines(_read("/proc/meminfo")).get("SwapTotal", 0) * 1024
+            total = kib if s.swap_limit is None else min(kib, s.swap_limit)
+            return views.swaps(host, total, s.swap_usage)
+        cpus = sample.visible_cpus(dirs, _read(HOST_FILES["online"]))
         if file == "cpuinfo":
             return views.cpuinfo(host, cpus)
         if file == "online":
             return views.online(cpus)
-        if file == "swaps":
-            s = sample.take(dirs, online)
-            kib = views.kib_lines(_read("/proc/meminfo")).get("SwapTotal", 0) * 1024
-            total = kib if s.swap_limit is None else min(kib, s.swap_limit)
-            return views.swaps(host, total, s.swap_usage)
         if file == "loadavg":
             load = self.loads.setdefault(name, [0.0, 0.0, 0.0, 0, 0, 0.0])
             load[5] = time.monotonic()

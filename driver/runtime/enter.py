@@ -36,35 +36,75 @@ class EnterError(Exception):
 
 
 def run(init_pid: int, argv: Sequence[str], env: Mapping[str, str], cgroup_procs: Sequence[str],
-        keep_caps: Sequence[str], seccomp_program: bytes, no_new_privs: bool) -> int:  # fmt: skip
+        keep_caps: Sequence[str], seccomp_program: bytes, no_new_privs: bool,
+        sysinfo: tuple[bytes, Callable[[int], None]] | None = None) -> int:  # fmt: skip
     """Run `argv` inside the container of `init_pid`; its exit status (a signal N: 128+N).
-    `cgroup_procs`: the cgroup.procs files of the container's payload cgroup."""
+    `cgroup_procs`: the cgroup.procs files of the container's payload cgroup;
+    `sysinfo`: (a filter handing sysinfo(2) to a listener, the function that answers
+    one call on it), so the command's sysinfo is the container's as init's is."""
     fds = namespaces_of(init_pid)
-    r, w = os.pipe()
+    ours, theirs = sockets.socketpair()
+    w = theirs.fileno()
     child = os.fork()
     if child == 0:
         try:
-            os.close(r)
+            ours.close()
             sc.close_fds_except(w, *fds.values())
             _enter(fds, cgroup_procs)
             grandchild = os.fork()  # born in the pid namespace
             if grandchild == 0:
-                _become_the_containers(argv, env, keep_caps, seccomp_program, no_new_privs, w)
+                _become_the_containers(argv, env, keep_caps, seccomp_program, no_new_privs, w,
+                                       sysinfo[0] if sysinfo else b"")  # fmt: skip
             os.close(w)
             _, status = os.waitpid(grandchild, 0)
             os._exit(_exit_code(status))
         except BaseException as e:
             _report(w, e)
             os._exit(EXEC_FAILED)
-    os.close(w)
+    theirs.close()
     for fd in fds.values():
         os.close(fd)
-    with os.fdopen(r, "rb") as f:
-        said = f.read().decode(errors="replace")  # EOF: B exec'd (CLOEXEC), or failed
-    _, status = os.waitpid(child, 0)
+    listener, said = _hear(ours)  # EOF: B exec'd (CLOEXEC), or failed
+    try:
+        if listener >= 0 and sysinfo is not None:
+            _answer_until_exit(child, listener, sysinfo[1])
+        _, status = os.waitpid(child, 0)
+    finally:
+        if listener >= 0:
+            os.close(listener)
     if said:
         raise EnterError(said)
     return _exit_code(status)
+
+
+def _hear(sock: sockets.Socket) -> tuple[int, str]:
+    """B's sysinfo listener (a message of one NUL byte), then its error text, if any."""
+    listener, chunks = -1, []
+    with sock:
+        while True:
+            data, fds, _, _ = sockets.recv_fds(sock, 4096, 1)
+            for fd in fds:
+                if listener < 0:
+                    listener = fd
+                else:
+                    os.close(fd)
+            if not data:
+                break
+            chunks.append(data.lstrip(b"\0") if fds else data)
+    return listener, b"".join(chunks).decode(errors="replace")
+
+
+def _answer_until_exit(child: int, listener: int, serve: Callable[[int], None]) -> None:
+    """Answer the command's sysinfo(2) calls until A (and so the command) has exited."""
+    pidfd = os.pidfd_open(child)
+    try:
+        while True:
+            ready = sockets.wait_readable([pidfd, listener], None)
+            if pidfd in ready:
+                return
+            serve(listener)
+    finally:
+        os.close(pidfd)
 
 
 def namespaces_of(pid: int, kinds: Sequence[str] = ()) -> dict[str, int]:
@@ -103,13 +143,22 @@ def join(fds: dict[str, int]) -> None:
 
 
 def _become_the_containers(argv: Sequence[str], env: Mapping[str, str], keep_caps: Sequence[str],
-                           program: bytes, no_new_privs: bool, report: int) -> None:  # fmt: skip
+                           program: bytes, no_new_privs: bool, report: int,
+                           sysinfo_filter: bytes) -> None:  # fmt: skip
     try:
         os.chdir("/")
         if no_new_privs:
             sc.prctl(sc.PR_SET_NO_NEW_PRIVS, 1, what="cannot set no_new_privs")
         if program:
             seccomp.install(program)
+        if sysinfo_filter:  # its listener goes to the caller, who answers
+            try:
+                listener = seccomp.install_listener(sysinfo_filter, seccomp.host_arch())
+            except OSError:
+                pass  # the kernel's sysinfo, then: no reason not to run the command
+            else:
+                sockets.send_fds(_socket_of(report), [b"\0"], [listener])
+                os.close(listener)
         caps.drop_capabilities(keep_caps)
         os.execve(argv[0], list(argv), dict(env))
     except OSError as e:
@@ -117,6 +166,12 @@ def _become_the_containers(argv: Sequence[str], env: Mapping[str, str], keep_cap
     except BaseException as e:
         _report(report, e)
     os._exit(EXEC_FAILED)
+
+
+def _socket_of(fd: int) -> sockets.Socket:
+    import _socket
+
+    return _socket.socket(fileno=os.dup(fd))  # closed with the exec (CLOEXEC)
 
 
 def _report(fd: int, e: BaseException) -> None:

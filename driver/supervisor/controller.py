@@ -8,7 +8,6 @@ Requests (supervisor/requests.py) call the lifecycle methods; the event loop
 from __future__ import annotations
 
 import _signal as signal  # signal.py without its enums (enum: ~3 ms a start)
-import errno
 import gc
 import os
 import time
@@ -214,10 +213,12 @@ class Controller:
         if self.plan.proc_view != "container":
             self.procfs = "off"
             return [], [], None
-        from nsvirt.driver.procfs import service
+        from nsvirt.driver.procfs import service, sysinfo
 
-        self.boot_offset = _boot_offset(init_pid)
-        on_listener = self._take_sysinfo if self._sysinfo_answerable() else None
+        self.boot_offset = sysinfo.boot_offset(init_pid)
+        denied = {name for name, _ in self.plan.seccomp}
+        fuse = any(n.name == "fuse" for n in self.plan.dev_nodes)
+        on_listener = self._take_sysinfo if sysinfo.answerable(denied, fuse) else None
         uid = idmap.host_id(self.maps[0]) if self.maps[0] else 0
         gid = idmap.host_id(self.maps[1]) if self.maps[1] else 0
         entry = {"cgroup": self.cgroup.describe(), "boot_offset": self.boot_offset,
@@ -249,37 +250,15 @@ class Controller:
         except OSError as e:
             log(f"/proc: cannot start the server yet: {e}")  # attach tries again
 
-    def _sysinfo_answerable(self) -> bool:
-        """Can a sysinfo(2) answer be written into a caller without waiting on the
-        container? Not if it may back its memory with a page-fault handler of its
-        own (userfaultfd allowed, or /dev/fuse): the write would wait for it."""
-        denied = {name for name, _ in self.plan.seccomp}
-        fuse = any(n.name == "fuse" for n in self.plan.dev_nodes)
-        return "userfaultfd" in denied and not fuse
-
     def _take_sysinfo(self, fd: int) -> None:
         self.sysinfo_fd = fd
         self.loop.on_read(fd, self._sysinfo_call)
 
     def _sysinfo_call(self) -> None:
-        """One sysinfo(2) of the container: answered with its memory and uptime, or
-        by the kernel (the host's figures) if the cgroup cannot be read."""
+        """One sysinfo(2) of the container, answered with its memory and uptime."""
         from nsvirt.driver.procfs import sysinfo
-        from nsvirt.driver.runtime import unotify
 
-        call = unotify.receive(self.sysinfo_fd)
-        if call is None:
-            return
-        try:
-            data = sysinfo.answer(self.cgroup.describe(), self.boot_offset)
-        except (OSError, ValueError, KeyError):
-            return unotify.answer(self.sysinfo_fd, call, kernel=True)
-        if not unotify.still_waiting(self.sysinfo_fd, call):
-            return  # its caller is gone: the pid may be another process's now
-        if unotify.write_memory(call.pid, call.args[0], data):
-            unotify.answer(self.sysinfo_fd, call, 0)
-        else:
-            unotify.answer(self.sysinfo_fd, call, error=errno.EFAULT)
+        sysinfo.serve(self.sysinfo_fd, self.cgroup.describe(), self.boot_offset)
 
     def _procfs_gone(self, pid: int) -> None:
         """The /proc server ended under a running container: its files there answer
@@ -747,20 +726,6 @@ class Controller:
             except OSError:
                 pass
         self._give_back_ids()  # last: no process of the container is left
-
-
-def _boot_offset(init_pid: int) -> int:
-    """Host boot-time seconds at which the container's clock starts: its time
-    namespace's offset (supervisor/child.py), or now where it has none."""
-    try:
-        with open(f"/proc/{init_pid}/timens_offsets") as f:
-            for line in f:
-                words = line.split()
-                if words[:1] in (["boottime"], ["7"]):
-                    return -int(words[1])
-    except (OSError, ValueError, IndexError):
-        pass
-    return int(time.clock_gettime(time.CLOCK_BOOTTIME))
 
 
 def _signal_number(name: str) -> int:
