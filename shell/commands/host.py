@@ -206,3 +206,28 @@ def nodecpustats(ctx: Context, args: argparse.Namespace) -> int:
     rows = [("usage:", usage)] + [(label, delta[key] / total * 100) for label, key in labels]
     ctx.out.write("".join(f"{label:<15} {value:5.1f}%\n" for label, value in rows) + "\n")
     return 0
+
+
+def _from_native_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("format", help="source config data format (lxc-tools)")
+    p.add_argument("config", help="config data file to import from")
+    p.add_argument("--explain", action="store_true",
+                   help="say on stderr what was left out or read differently (nsvirt)")  # fmt: skip
+
+
+@command("domxml-from-native", "Convert native config to domain XML", _from_native_args)
+def domxml_from_native(ctx: Context, args: argparse.Namespace) -> int:
+    from nsvirt.driver.errors import FileError
+
+    try:
+        with open(args.config, "rb") as f:
+            text = f.read(1 << 20).decode(errors="replace")
+    except OSError as e:
+        raise FileError(f"Failed to open file '{args.config}': {e.strerror}") from None
+    notes: list[str] = []
+    xml = ctx.conn.domain_xml_from_native(args.format, text, notes=notes)
+    if args.explain:
+        for note in notes:
+            print(f"{args.config}: {note}", file=ctx.err)
+    print(xml, file=ctx.out)
+    return 0

@@ -6,14 +6,7 @@ from __future__ import annotations
 from nsvirt.shell.commands import unsupported
 
 # name, summary, libvirt API, which domains complete
-PENDING = (
-    (
-        "domxml-from-native",
-        "Convert native config to domain XML",
-        "virConnectDomainXMLFromNative",
-        "",
-    ),
-)
+PENDING: tuple[tuple[str, str, str, str], ...] = ()
 
 for _name, _summary, _api, _domains in PENDING:
     unsupported(_name, _summary, _api, domains=_domains)

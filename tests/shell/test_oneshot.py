@@ -106,9 +106,8 @@ def test_semicolon_separated_commands(defined: Path) -> None:
     (["frobnicate"], "error: unknown command: 'frobnicate'\n"),
     (["list", "--bogus"], "error: command 'list' doesn't support option --bogus\n"),
     (["dominfo"], "error: command 'dominfo' requires <domain> option\n"),
-    (["domxml-from-native", "lxc-tools", "x"], "error: this function is not supported by "
-                                               "the connection driver: "
-                                               "virConnectDomainXMLFromNative\n"),
+    (["domxml-from-native", "lxc-tools", "/no/such"], "error: Failed to open file "
+                                                      "'/no/such': No such file or directory\n"),
     (["memtune", "bench-off", "--live"], "error: Unable to get number of memory parameters\n"
                                          "error: Requested operation is not valid: domain is "
                                          "not running\n"),

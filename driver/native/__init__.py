@@ -1,0 +1,1 @@
+"""Other formats of a container definition (the LXC config) to and from domain XML."""
