@@ -42,8 +42,11 @@ DEFAULT_URI = "lxc:///system"
 
 
 def default_uri() -> str:
-    """NSVIRT_DEFAULT_URI if set, else lxc:///system (the `-c` option overrides both)."""
-    return os.environ.get("NSVIRT_DEFAULT_URI") or DEFAULT_URI
+    """$NSVIRT_DEFAULT_URI, else an lxc: $LIBVIRT_DEFAULT_URI, else lxc:///system (the
+    `-c` option overrides them)."""
+    from nsvirt.driver.state.names import uri_from_environment
+
+    return uri_from_environment() or DEFAULT_URI
 
 
 def parse_uri(uri: str) -> tuple[str, Path]:

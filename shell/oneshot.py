@@ -129,17 +129,57 @@ def run_command(ctx: Context, words: list[str]) -> int:
 
 
 def run_line(ctx: Context, commands: list[list[str]], err: TextIO, debug: bool) -> int:
-    """Run commands in order, as virsh does; stop at the first failure."""
+    """Run commands in order, as virsh does; stop at the first failure. virsh ends
+    each command with an empty line, a failed one too, but not with -q."""
+    out = ctx.out
     for words in commands:
+        held = ctx.out = _Quiet(out) if ctx.quiet else out
         try:
             status = run_command(ctx, words)
         except BrokenPipeError:
             raise  # the reader of our output went away: main() ends quietly
         except Exception as e:
-            return report(e, err, debug)
+            status = report(e, err, debug)
+            if not ctx.quiet:
+                out.write("\n")
+        finally:
+            ctx.out = out
+            if isinstance(held, _Quiet):
+                held.finish()
         if status:
             return status
     return 0
+
+
+class _Quiet:
+    """stdout under -q: what a command writes goes through, but for the empty line
+    that ends it (held back until more comes, and dropped if nothing does)."""
+
+    def __init__(self, out: TextIO) -> None:
+        self.out = out
+        self.held = False
+        self.last = ""
+
+    def write(self, text: str) -> int:
+        if not text:
+            return 0
+        if self.held:
+            self.out.write("\n")
+            self.last = "\n"
+        self.held = text.endswith("\n")
+        body = text[:-1] if self.held else text
+        if body:
+            self.out.write(body)
+            self.last = body[-1]
+        return len(text)
+
+    def finish(self) -> None:
+        if self.held and self.last not in ("\n", ""):
+            self.out.write("\n")  # the end of a line, not an empty one
+        self.held = False
+
+    def __getattr__(self, name: str) -> object:
+        return getattr(self.out, name)
 
 
 def _help(ctx: Context, words: list[str]) -> int:

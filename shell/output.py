@@ -7,9 +7,10 @@ if TYPE_CHECKING:  # the one-shot path (shell/quick.py) prints with these: no im
     from collections.abc import Sequence
 
 
-def table(headers: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
+def table(headers: Sequence[str], rows: Sequence[Sequence[str]], header: bool = True) -> str:
     """virsh's vshTable: one leading space, columns three spaces apart, the last one
-    unpadded, a rule two dashes longer than the widest line, then a blank line."""
+    unpadded, a rule two dashes longer than the widest line, then a blank line; with
+    -q (header False) the rows alone, still aligned to the headers."""
     widths = [max([len(h), *(len(r[i]) for r in rows)]) for i, h in enumerate(headers)]
 
     def line(cells: Sequence[str]) -> str:
@@ -17,8 +18,19 @@ def table(headers: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
         return " " + "   ".join([*padded, cells[-1]])
 
     total = 1 + sum(widths) + 3 * (len(widths) - 1)
-    out = [line(headers), "-" * (total + 2), *(line(r) for r in rows)]
-    return "\n".join(out) + "\n\n"
+    out = [line(headers), "-" * (total + 2)] if header else []
+    out += [line(r) for r in rows]
+    return "\n".join(out) + "\n\n" if out else "\n"
+
+
+def list_line(dom_id: int, uuid: str, name: str, with_uuid: bool, with_id: bool,
+              with_name: bool) -> str:  # fmt: skip
+    """A `list --uuid/--id/--name` line as virsh prints it: the fields asked for in
+    that order (an inactive domain's id is "-" beside another field; alone, the
+    domain is left out); "" for none."""
+    shown_id = str(dom_id) if dom_id > 0 else ("-" if with_uuid or with_name else "")
+    words = [w for w, on in ((uuid, with_uuid), (shown_id, with_id), (name, with_name)) if on and w]
+    return " ".join(words) + "\n" if words else ""
 
 
 def fields(pairs: Sequence[tuple[str, str]]) -> str:

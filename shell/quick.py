@@ -22,7 +22,14 @@ import os
 import sys
 
 from nsvirt.driver.state import runstate, store, words
-from nsvirt.driver.state.names import CONFIG_DIR, RUN_DIR, Layout, entries, root_uri
+from nsvirt.driver.state.names import (
+    CONFIG_DIR,
+    RUN_DIR,
+    Layout,
+    entries,
+    root_uri,
+    uri_from_environment,
+)
 
 MAX_XML = 1 << 20  # the parser's cap (a bigger file is not one nsvirt wrote)
 
@@ -56,10 +63,13 @@ def main(argv: list[str] | None = None, out: TextIO | None = None,
     has answered."""
     program = argv is None
     argv = sys.argv[1:] if argv is None else argv
+    quiet = _options(argv)[1]
     try:
         text = run(argv)
     except Failed as e:
         (err or sys.stderr).write("".join(f"error: {line}\n" for line in e.lines))
+        if not quiet:
+            (out or sys.stdout).write("\n")  # virsh's empty line after each command
         return _leave(1) if program else 1
     if text is None:
         from nsvirt.shell.oneshot import main as full
@@ -95,11 +105,14 @@ def run(argv: list[str]) -> str | None:
     uri, quiet, readonly, words_ = _options(argv)
     if not words_ or words_[0] not in COMMANDS:
         return None
-    root = _root_of(uri if uri is not None else os.environ.get("NSVIRT_DEFAULT_URI"))
+    root = _root_of(uri if uri is not None else uri_from_environment())
     if root is None:
         return None
     try:
-        return COMMANDS[words_[0]](Layout(root), words_[1:], quiet, readonly)
+        text = COMMANDS[words_[0]](Layout(root), words_[1:], quiet, readonly)
+        if quiet and text and text.endswith("\n") and (text == "\n" or text.endswith("\n\n")):
+            text = text[:-1]  # -q: without the empty line that ends a command's output
+        return text
     except Failed:
         raise
     except Exception:  # _Fallback, NeedsRecovery, OSError, …: the full shell decides
@@ -232,17 +245,13 @@ def _list(names: Layout, args: list[str], quiet: bool, readonly: bool) -> str | 
     rows.sort(key=lambda r: (r[0].id < 0, max(r[0].id, 0), r[0].name))  # as virsh
     from nsvirt.shell import output
 
-    if flags & {"--name", "--uuid", "--id"} and "--table" not in flags:
-        lines = []
-        for dom, _ in rows:
-            fields = ((str(dom.id) if dom.id > 0 else None, "--id"), (dom.uuid, "--uuid"),
-                      (dom.name, "--name"))  # fmt: skip
-            found = [w for w, flag in fields if flag in flags and w]
-            if found:
-                lines.append(" ".join(found) + "\n")
-        return "".join(lines) + "\n"
+    if "--table" in flags and flags & {"--name", "--uuid", "--id"}:
+        raise _Fallback  # the full shell says which options clash
+    if flags & {"--name", "--uuid", "--id"}:
+        return "".join(output.list_line(d.id, d.uuid, d.name, "--uuid" in flags, "--id" in flags,
+                                        "--name" in flags) for d, _ in rows) + "\n"  # fmt: skip
     table = [["-" if d.id < 0 else str(d.id), d.name, words.LABELS[st]] for d, st in rows]
-    return output.table(["Id", "Name", "State"], table)
+    return output.table(["Id", "Name", "State"], table, header=not quiet)
 
 
 def _dominfo(names: Layout, args: list[str], quiet: bool, readonly: bool) -> str | None:

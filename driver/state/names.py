@@ -106,6 +106,18 @@ class Layout:
         return sha256(f"{st.st_dev}:{st.st_ino}".encode()).hexdigest()[:8]
 
 
+def uri_from_environment() -> str | None:
+    """$NSVIRT_DEFAULT_URI, else $LIBVIRT_DEFAULT_URI if it is an lxc: URI (a libvirt
+    user's setting carries over; one for another driver is not ours); None: neither."""
+    import os
+
+    ours = os.environ.get("NSVIRT_DEFAULT_URI")
+    if ours:
+        return ours
+    theirs = os.environ.get("LIBVIRT_DEFAULT_URI", "")
+    return theirs if theirs.startswith("lxc:") else None
+
+
 def root_uri(root: str) -> str:
     """The canonical connection URI of a root directory (what connection.parse_uri
     returns for it)."""

@@ -49,9 +49,14 @@ class Context:
         return self._conn
 
     def lookup(self, key: str) -> Domain:
-        """Find a domain by UUID or name, as virsh's --domain does."""
+        """Find a domain by id, UUID or name, in that order, as virsh's --domain does."""
         from nsvirt.driver.errors import NoDomainError
 
+        if key.isdigit() and int(key) > 0:
+            try:
+                return self.conn.lookup_by_id(int(key))
+            except NoDomainError:
+                pass
         if re.fullmatch(r"[0-9a-fA-F]{8}-?([0-9a-fA-F]{4}-?){3}[0-9a-fA-F]{12}", key):
             try:
                 return self.conn.lookup_by_uuid(key)

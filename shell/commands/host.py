@@ -17,7 +17,11 @@ def _none(p: argparse.ArgumentParser) -> None:
 
 @command("uri", "print the hypervisor canonical URI", _none)
 def uri(ctx: Context, args: argparse.Namespace) -> int:
-    print(ctx.conn.uri + "\n", file=ctx.out)
+    from nsvirt.driver.connection import default_uri
+
+    given = ctx.uri or default_uri()  # as libvirt: lxc:/// stays lxc:///
+    print((given if given in ("lxc:///", "lxc:///system") else ctx.conn.uri) + "\n",
+          file=ctx.out)  # fmt: skip
     return 0
 
 

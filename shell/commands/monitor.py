@@ -8,6 +8,7 @@ import json
 from nsvirt.driver.state.states import DomainState, reason_label
 from nsvirt.shell import output
 from nsvirt.shell.commands import Context, command, domain_arg, domain_of
+from nsvirt.shell.report import ShellError
 
 
 def _list_args(p: argparse.ArgumentParser) -> None:
@@ -67,13 +68,14 @@ def list_domains(ctx: Context, args: argparse.Namespace) -> int:
                 for d, s, r, i in rows]  # fmt: skip
         print(json.dumps(data, indent=2), file=ctx.out)
         return 0
-    if (args.name or args.uuid or args.id) and not args.table:
+    if args.table:
+        for flag in ("name", "uuid", "id"):
+            if getattr(args, flag):
+                raise ShellError(f"Options --table and --{flag} are mutually exclusive")
+    if args.name or args.uuid or args.id:
         for dom, _, _, dom_id in rows:
-            fields = ((str(dom_id) if dom_id > 0 else None, args.id), (dom.uuid, args.uuid),
-                      (dom.name, args.name))  # fmt: skip
-            words = [w for w, on in fields if on and w]
-            if words:
-                print(" ".join(words), file=ctx.out)
+            print(output.list_line(dom_id, dom.uuid, dom.name, args.uuid, args.id, args.name),
+                  end="", file=ctx.out)  # fmt: skip
         print(file=ctx.out)
         return 0
     headers = ["Id", "Name", "State"] + (["Title"] if args.title else [])
@@ -83,7 +85,7 @@ def list_domains(ctx: Context, args: argparse.Namespace) -> int:
         if args.title:
             row.append(dom.definition().title or "")
         table.append(row)
-    ctx.out.write(output.table(headers, table))
+    ctx.out.write(output.table(headers, table, header=not ctx.quiet))
     return 0
 
 

@@ -141,7 +141,9 @@ def net_list(ctx: Context, args: argparse.Namespace) -> int:
         return 0
     table = [[n.name, "active" if a else "inactive", "yes" if n.autostart() else "no",
               "yes" if n.is_persistent() else "no"] for n, a in rows]  # fmt: skip
-    ctx.out.write(output.table(["Name", "State", "Autostart", "Persistent"], table))
+    ctx.out.write(
+        output.table(["Name", "State", "Autostart", "Persistent"], table, header=not ctx.quiet)
+    )
     return 0
 
 

@@ -185,7 +185,9 @@ def domiflist(ctx: Context, args: argparse.Namespace) -> int:
     definition = dom.definition(inactive=args.inactive)
     rows = [[i.target_dev or "-", i.type, i.source or "-", i.model or "-", i.mac]
             for i in definition.devices.interfaces]  # fmt: skip
-    ctx.out.write(output.table(["Interface", "Type", "Source", "Model", "MAC"], rows))
+    ctx.out.write(
+        output.table(["Interface", "Type", "Source", "Model", "MAC"], rows, header=not ctx.quiet)
+    )
     return 0
 
 
@@ -195,8 +197,10 @@ def domblklist(ctx: Context, args: argparse.Namespace) -> int:
     disks = dom.definition(inactive=args.inactive).devices.disks
     if args.details:
         rows = [[d.type, d.device, d.target_dev, d.source or "-"] for d in disks]
-        ctx.out.write(output.table(["Type", "Device", "Target", "Source"], rows))
+        ctx.out.write(
+            output.table(["Type", "Device", "Target", "Source"], rows, header=not ctx.quiet)
+        )
     else:
         rows = [[d.target_dev, d.source or "-"] for d in disks]
-        ctx.out.write(output.table(["Target", "Source"], rows))
+        ctx.out.write(output.table(["Target", "Source"], rows, header=not ctx.quiet))
     return 0

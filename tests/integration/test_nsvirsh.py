@@ -102,8 +102,8 @@ def test_dominfo_running_layout(conn, pair) -> None:
                                        "No such file or directory\n"),
 ])  # fmt: skip
 def test_error_lines_and_exit_status(conn, pair, args: list[str], stderr: str) -> None:
-    proc = nsvirsh(conn, *args)
-    assert (proc.stdout, proc.stderr, proc.returncode) == ("", stderr, 1)
+    proc = nsvirsh(conn, *args)  # and virsh's empty line after each command, a failed one too
+    assert (proc.stdout, proc.stderr, proc.returncode) == ("\n", stderr, 1)
 
 
 def test_suspend_resume_destroy_messages(conn, pair) -> None:

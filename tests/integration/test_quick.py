@@ -72,7 +72,8 @@ def two(conn: Connection, rootfs: Path) -> Connection:
 
 DAILY = [
     ["list"], ["list", "--all"], ["list", "--inactive"], ["list", "--all", "--name"],
-    ["list", "--uuid"], ["list", "--all", "--id"], ["list", "--name", "--table"],
+    ["list", "--uuid"], ["list", "--all", "--id"], ["list", "--all", "--uuid", "--name", "--id"],
+    ["-q", "list", "--all"],
     ["dominfo", "web"], ["dominfo", "db"], ["domstate", "web"], ["domstate", "db", "--reason"],
     ["domid", "web"], ["domid", "db"], ["domuuid", "web"], ["domname", "--domain", "db"],
     ["dumpxml", "web"], ["dumpxml", "web", "--inactive"], ["dumpxml", "db"],

@@ -119,7 +119,10 @@ def test_semicolon_separated_commands(defined: Path) -> None:
 ])  # fmt: skip
 def test_errors(defined: Path, args: list[str], stderr: str) -> None:
     proc = nsvirsh(defined, *args)
-    assert (proc.stdout, proc.stderr, proc.returncode) == ("", stderr, 1)
+    ends = "" if args[0] == "--frob" else "\n"  # virsh's empty line after each command
+    assert (proc.stdout, proc.stderr, proc.returncode) == (ends, stderr, 1)
+    quiet = nsvirsh(defined, "-q", *args)  # without it under -q
+    assert (quiet.stdout, quiet.stderr, quiet.returncode) == ("", stderr, 1)
 
 
 def test_define_errors_name_file_and_line(tmp_path: Path) -> None:
@@ -272,7 +275,7 @@ def test_define_refuses_what_is_not_a_readable_file(tmp_path: Path, kind: str,
         path = Path("/proc/self/mem")
     for command in ("define", "create"):
         proc = nsvirsh(tmp_path, command, str(path))  # bounded: a hang fails the test
-        assert (proc.returncode, proc.stdout) == (1, "")
+        assert (proc.returncode, proc.stdout) == (1, "\n")  # virsh's empty line
         assert proc.stderr == f"error: {message.format(path=path)}\n"
     validate = subprocess.run([sys.executable, "-m", "nsvirt.driver.cli.validate", str(path)],
                               capture_output=True, text=True, timeout=60)  # fmt: skip
@@ -303,7 +306,7 @@ def test_an_empty_definition_is_an_error_not_an_empty_document(defined: Path) ->
     config = defined / "etc/nsvirt/lxc/bench-off.xml"
     config.write_bytes(b"")
     proc = nsvirsh(defined, "dumpxml", "bench-off")
-    assert (proc.returncode, proc.stdout) == (1, "")
+    assert (proc.returncode, proc.stdout) == (1, "\n")
     assert proc.stderr == f"error: {config}:1: document is empty\n"
 
 
