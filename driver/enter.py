@@ -36,12 +36,12 @@ def enter_namespace(dom: Domain, argv: list[str]) -> int:
     try:
         return enter.run(state.init_pid, argv, dict(plan.environment(definition)), procs,
                          plan.keep_caps(definition), program, contained.no_new_privs,
-                         _sysinfo(definition, contained, state))  # fmt: skip
+                         _sysinfo(dom, definition, contained, state))  # fmt: skip
     except (enter.EnterError, OSError) as e:
         raise InternalError(str(e)) from None
 
 
-def _sysinfo(definition: Any, contained: Any, state: Any) -> Any:
+def _sysinfo(dom: Domain, definition: Any, contained: Any, state: Any) -> Any:
     """The command's sysinfo(2), answered by this process as the supervisor answers
     init's (driver/procfs/sysinfo.py), unless the domain keeps the kernel's /proc."""
     from nsvirt.driver.procfs import sysinfo
@@ -54,5 +54,21 @@ def _sysinfo(definition: Any, contained: Any, state: Any) -> Any:
     program = seccomp.sysinfo_filter(seccomp.host_arch())
     if program is None or not sysinfo.answerable({n for n, _ in contained.seccomp}, fuse):
         return None
-    offset = sysinfo.boot_offset(state.init_pid)
-    return program, lambda listener: sysinfo.serve(listener, state.cgroup, offset)
+    answerer = sysinfo.Answerer(state.cgroup, sysinfo.boot_offset(state.init_pid))
+    return program, lambda listener: _hand_over(dom, listener), answerer.serve
+
+
+def _hand_over(dom: Domain, listener: int) -> bool:
+    """Give the command's sysinfo listener to the domain's supervisor, which answers
+    init's too and outlives the command's background processes; False if it cannot
+    (this process then answers until the command ends)."""
+    from nsvirt.driver.runtime import sockets
+    from nsvirt.driver.supervisor import protocol
+
+    try:
+        with protocol.connect(dom.conn.paths.names.socket(dom.name), timeout=5.0) as sock:
+            sockets.send_fds(sock, [protocol.encode({"op": "sysinfo"})], [listener])
+            reply = protocol.decode(protocol.read_line(sock, 5.0) or b"{}")
+    except (OSError, TimeoutError, ValueError):
+        return False
+    return reply.get("ok") is True

@@ -55,7 +55,7 @@ def memory(dirs: dict[str, str]) -> tuple[int | None, dict[str, int], int | None
         both = _v1_limit(f"{d}/memory.memsw.limit_in_bytes")
     except FileNotFoundError:
         return limit, st, 0  # no swap accounting: the container's swap cannot be told
-    swap = None if both is None else max(0, both - (limit or 0))
+    swap = None if both is None or limit is None else max(0, both - limit)
     return limit, st, swap
 
 
@@ -89,6 +89,12 @@ def take(dirs: dict[str, str], host_online: str | None = None) -> Sample:
         user, system = cpu_split_ns(dirs)
     return Sample(limit, memory_usage(dirs), st, swap_limit, swap_usage(dirs), cpus, user,
                   system)  # fmt: skip
+
+
+def tasks(dirs: dict[str, str]) -> int:
+    """The tasks (processes and threads) in the container's cgroup: pids.current."""
+    path = dirs["unified"] if "unified" in dirs else dirs["pids"]
+    return int(read_value(f"{path}/pids.current"))
 
 
 def _quota(dirs: dict[str, str]) -> float | None:

@@ -34,8 +34,8 @@ FIRST_WAIT = 1.0
 PRUNE_EVERY = 30.0  # seconds between looks for registrations whose supervisor is gone
 LOAD_EVERY = 5.0  # the kernel's load average sampling period
 LOAD_INTEREST = 600.0  # a container's load is sampled while its loadavg was read this recently
-LOAD_TASKS = 16384  # at most this many of a container's tasks are looked at per sample
-HANDLES = 4096  # open files whose text is kept; an older one's text is made again
+HANDLES = 65536  # open files kept (each refers to its node's text); the oldest go first
+FRESH = 0.1  # seconds a node's text answers every open (a flood of reads costs no renders)
 HOST_FILES = {"meminfo": "/proc/meminfo", "cpuinfo": "/proc/cpuinfo", "stat": "/proc/stat",
               "uptime": "/proc/uptime", "loadavg": "/proc/loadavg", "swaps": "/proc/swaps",
               "online": "/sys/devices/system/cpu/online"}  # fmt: skip
@@ -53,8 +53,10 @@ class Server:
         self.slots: dict[str, int] = {}  # domain name → its directory's slot
         self.names: dict[int, str] = {}
         self.texts: dict[int, tuple[int, bytes]] = {}  # fh → (node, text); insertion order
+        self.latest: dict[int, tuple[float, bytes]] = {}  # node → (made at, its last text)
         self.next_fh = 1
-        self.loads: dict[str, list[float]] = {}  # name → [1, 5, 15 min, running, tasks, read at]
+        # name → [1, 5, 15 min, running, tasks, read at, CPU ns then, sampled at]
+        self.loads: dict[str, list[float]] = {}
         self.idle_since: float | None = None
         # a new server waits this long for its first registration (its starter's, which
         # may have warmed it up before parsing the definition; one too late forks anew)
@@ -116,7 +118,7 @@ class Server:
         if op == fuse.LOOKUP:
             return self._lookup(r.nodeid, r.body.split(b"\0", 1)[0].decode(errors="replace"))
         if op == fuse.GETATTR:
-            return fuse.attr_out(self._attr(r.nodeid))
+            return fuse.attr_out(self._attr(r.nodeid), files=bool(r.nodeid & 15))
         if op == fuse.OPEN:
             return self._open(r)
         if op == fuse.READ:
@@ -147,7 +149,7 @@ class Server:
             if parent & 15 or name not in service.FILE_NAMES or parent >> 4 not in self.names:
                 raise OSError(errno.ENOENT, name)
             node = parent + 1 + service.FILE_NAMES.index(name)
-        return fuse.entry(node, self._attr(node))
+        return fuse.entry(node, self._attr(node), files=bool(node & 15))
 
     def _attr(self, node: int) -> bytes:
         if node == fuse.ROOT_ID:
@@ -159,7 +161,10 @@ class Server:
         uid, gid = int(entry.get("uid", 0)), int(entry.get("gid", 0))  # root inside, on the host
         if node & 15 == 0:
             return fuse.attr(node, stat.S_IFDIR | 0o555, uid, gid, self.started)
-        return fuse.attr(node, stat.S_IFREG | 0o444, uid, gid, self.started)
+        # its text's length: a stat between an open and a sendfile must not make the
+        # page cache's size (what the open stored) 0 again
+        size = len(self._fresh(node))
+        return fuse.attr(node, stat.S_IFREG | 0o444, uid, gid, self.started, size)
 
     def _open(self, r: fuse.Request) -> bytes:
         if not r.nodeid & 15 or r.nodeid >> 4 not in self.names:
@@ -167,7 +172,7 @@ class Server:
         if fuse.OPEN_IN.unpack_from(r.body)[0] & os.O_ACCMODE != os.O_RDONLY:
             raise OSError(errno.EACCES, "read-only")
         fh, self.next_fh = self.next_fh, self.next_fh + 1
-        text = self._render(r.nodeid)
+        text = self._fresh(r.nodeid)
         self.texts[fh] = (r.nodeid, text)
         fuse.store(self.fd, r.nodeid, text)  # the size a sendfile of it reads up to
         while len(self.texts) > HANDLES:
@@ -178,7 +183,7 @@ class Server:
         kept = self.texts.get(fh)
         if kept is not None and kept[0] == node:
             return kept[1]
-        return self._render(node)  # dropped: made anew
+        return self._fresh(node)  # dropped: the node's latest
 
     def _listing(self, node: int) -> list[tuple[int, str, int]]:
         if node == fuse.ROOT_ID:
@@ -187,6 +192,15 @@ class Server:
         return [(node + 1 + i, f, fuse.DT_REG) for i, f in enumerate(service.FILE_NAMES)]
 
     # ------------------------------------------------------------ the files
+
+    def _fresh(self, node: int) -> bytes:
+        """The node's text, made at most FRESH s ago."""
+        now = time.monotonic()
+        made = self.latest.get(node)
+        if made is None or now - made[0] > FRESH:
+            made = (now, self._render(node))
+            self.latest[node] = made
+        return made[1]
 
     def _render(self, node: int) -> bytes:
         name = self.names[node >> 4]
@@ -217,10 +231,12 @@ class Server:
         if file == "online":
             return views.online(cpus)
         if file == "loadavg":
-            load = self.loads.setdefault(name, [0.0, 0.0, 0.0, 0, 0, 0.0])
+            load = self.loads.setdefault(name, [0.0, 0.0, 0.0, 0, 0, 0.0, -1, 0.0])
             load[5] = time.monotonic()
             return views.loadavg(load[:3], int(load[3]), int(load[4]))
         user, system = sample.cpu_split_ns(dirs)
+        base = entry.get("cpu_base") or (0, 0)  # what earlier boots of this cgroup used
+        user, system = max(0, user - int(base[0])), max(0, system - int(base[1]))
         up = max(0.0, time.clock_gettime(time.CLOCK_BOOTTIME) - float(entry["boot_offset"]))
         if file == "uptime":
             return views.uptime(cpus, user, system, up)
@@ -262,18 +278,27 @@ class Server:
                 service.unregister(self.base, name)
 
     def _sample_loads(self, now: float) -> None:
-        """The kernel's load average of each container whose loadavg is read: tasks
-        running or in uninterruptible sleep, every LOAD_EVERY s, decayed alike."""
+        """Each read container's load average, every LOAD_EVERY s, decayed as the
+        kernel's: from the CPU time its cgroup used since the last sample (CPUs'
+        worth), so a sample costs two small reads however many tasks it has."""
         self.sampled = now
         for name, load in list(self.loads.items()):
             entry = self._entry_of(name)
             if entry is None or now - load[5] > LOAD_INTEREST:
                 del self.loads[name]
                 continue
-            running, tasks = _count_tasks(entry["cgroup"])
-            for i, decay in enumerate(_DECAY):
-                load[i] = load[i] * decay + running * (1 - decay)
-            load[3], load[4] = running, tasks
+            dirs = entry["cgroup"]
+            try:
+                used = sum(sample.cpu_split_ns(dirs))
+                tasks = sample.tasks(dirs)
+            except (OSError, ValueError, KeyError):
+                continue
+            if load[6] >= 0 and now > load[7]:
+                busy = max(0.0, (used - load[6]) / 1e9 / (now - load[7]))
+                for i, decay in enumerate(_DECAY):
+                    load[i] = load[i] * decay + busy * (1 - decay)
+                load[3] = min(tasks, round(busy))
+            load[4], load[6], load[7] = tasks, used, now
 
     def _leave(self) -> bool:
         """Go, if still nothing is registered: under the service's lock, so a start
@@ -302,28 +327,6 @@ _IN_DELETE = 0x200
 def _read(path: str) -> str:
     with open(path) as f:
         return f.read()
-
-
-def _count_tasks(dirs: dict[str, str]) -> tuple[int, int]:
-    """(tasks running or in D state, tasks) in the container's cgroup subtree."""
-    top = dirs.get("unified") or dirs.get("cpuacct") or dirs.get("cpu") or ""
-    file = "cgroup.threads" if "unified" in dirs else "tasks"
-    running = tasks = 0
-    stack = [top]
-    while stack and tasks < LOAD_TASKS:
-        d = stack.pop()
-        try:
-            with os.scandir(d) as it:
-                stack += [e.path for e in it if e.is_dir(follow_symlinks=False)]
-            ids = _read(f"{d}/{file}").split()
-        except OSError:
-            continue
-        for tid in ids[: LOAD_TASKS - tasks]:
-            tasks += 1
-            s = procstat.read(int(tid))
-            if s is not None and s.state in ("R", "D"):
-                running += 1
-    return running, tasks
 
 
 def _log(text: str) -> None:

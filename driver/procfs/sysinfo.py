@@ -51,32 +51,53 @@ def boot_offset(init_pid: int) -> int:
     return int(time.clock_gettime(time.CLOCK_BOOTTIME))
 
 
-def serve(listener: int, dirs: dict[str, str], offset: int) -> None:
-    """Answer one sysinfo(2) call waiting on the seccomp `listener`: with the
-    container's figures, or by the kernel (the host's) if its cgroup cannot be read."""
-    import errno
+class Answerer:
+    """Answers one container's sysinfo(2) calls (from init's listener and those of
+    entered commands): its figures, kept FRESH s; at most RATE calls a second are
+    answered so (the rest, and every call once `kernel_only` is set, get the kernel's
+    answer: the host's figures, as the container's /proc then has them too)."""
 
-    from nsvirt.driver.runtime import unotify
+    RATE = 200.0
+    FRESH = 0.1
 
-    call = unotify.receive(listener)
-    if call is None:
-        return
-    try:
-        data = answer(dirs, offset)
-    except (OSError, ValueError, KeyError):
-        return unotify.answer(listener, call, kernel=True)
-    if not unotify.still_waiting(listener, call):
-        return  # its caller is gone: the pid may be another process's now
-    if unotify.write_memory(call.pid, call.args[0], data):
-        unotify.answer(listener, call, 0)
-    else:
-        unotify.answer(listener, call, error=errno.EFAULT)
+    def __init__(self, dirs: dict[str, str], offset: int) -> None:
+        self.dirs, self.offset = dirs, offset
+        self.kernel_only = False
+        self.made = (-1.0, b"")
+        self.tokens, self.filled = self.RATE, time.monotonic()
+
+    def serve(self, listener: int) -> None:
+        """Answer the one call waiting on `listener` (readable)."""
+        import errno
+
+        from nsvirt.driver.runtime import unotify
+
+        call = unotify.receive(listener)
+        if call is None:
+            return
+        now = time.monotonic()
+        self.tokens = min(self.RATE, self.tokens + (now - self.filled) * self.RATE)
+        self.filled = now
+        if self.kernel_only or self.tokens < 1:
+            return unotify.answer(listener, call, kernel=True)
+        self.tokens -= 1
+        try:
+            if now - self.made[0] > self.FRESH:
+                self.made = (now, answer(self.dirs, self.offset))
+        except (OSError, ValueError, KeyError):
+            return unotify.answer(listener, call, kernel=True)
+        written = unotify.write_into(listener, call, call.args[0], self.made[1])
+        if written is True:
+            unotify.answer(listener, call, 0)
+        elif written is False:
+            unotify.answer(listener, call, error=errno.EFAULT)
+        elif written == unotify.KERNEL:
+            unotify.answer(listener, call, kernel=True)
+        # None: the caller is gone (its pid may be another process's now)
 
 
 def _tasks(dirs: dict[str, str]) -> int:
-    path = dirs["unified"] if "unified" in dirs else dirs.get("pids", "")
     try:
-        with open(f"{path}/pids.current") as f:
-            return int(f.read())
-    except (OSError, ValueError):
+        return sample.tasks(dirs)
+    except (OSError, ValueError, KeyError):
         return 0

@@ -37,11 +37,13 @@ class EnterError(Exception):
 
 def run(init_pid: int, argv: Sequence[str], env: Mapping[str, str], cgroup_procs: Sequence[str],
         keep_caps: Sequence[str], seccomp_program: bytes, no_new_privs: bool,
-        sysinfo: tuple[bytes, Callable[[int], None]] | None = None) -> int:  # fmt: skip
+        sysinfo: tuple[bytes, Callable[[int], bool], Callable[[int], None]] | None = None,
+        ) -> int:  # fmt: skip
     """Run `argv` inside the container of `init_pid`; its exit status (a signal N: 128+N).
     `cgroup_procs`: the cgroup.procs files of the container's payload cgroup;
-    `sysinfo`: (a filter handing sysinfo(2) to a listener, the function that answers
-    one call on it), so the command's sysinfo is the container's as init's is."""
+    `sysinfo`: (a filter handing sysinfo(2) to a listener, a function that hands the
+    listener over to whoever answers, and one that answers one call on it if that
+    fails), so the command's sysinfo is the container's as init's is."""
     fds = namespaces_of(init_pid)
     ours, theirs = sockets.socketpair()
     w = theirs.fileno()
@@ -66,8 +68,8 @@ def run(init_pid: int, argv: Sequence[str], env: Mapping[str, str], cgroup_procs
         os.close(fd)
     listener, said = _hear(ours)  # EOF: B exec'd (CLOEXEC), or failed
     try:
-        if listener >= 0 and sysinfo is not None:
-            _answer_until_exit(child, listener, sysinfo[1])
+        if listener >= 0 and sysinfo is not None and not sysinfo[1](listener):
+            _answer_until_exit(child, listener, sysinfo[2])
         _, status = os.waitpid(child, 0)
     finally:
         if listener >= 0:

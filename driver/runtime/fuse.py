@@ -123,17 +123,18 @@ def init_reply(request: Request) -> bytes:
     return INIT_OUT.pack(MAJOR, MINOR, readahead, 0, 0, 0, MAX_WRITE, 1, 0, 0, 0)
 
 
-def attr(ino: int, mode: int, uid: int = 0, gid: int = 0, when: int = 0) -> bytes:
+def attr(ino: int, mode: int, uid: int = 0, gid: int = 0, when: int = 0, size: int = 0) -> bytes:
     nlink = 2 if mode & 0o040000 else 1
-    return ATTR.pack(ino, 0, 0, when, when, when, 0, 0, 0, mode, nlink, uid, gid, 0, 4096, 0)
+    return ATTR.pack(ino, size, 0, when, when, when, 0, 0, 0, mode, nlink, uid, gid, 0, 4096, 0)
 
 
-def entry(ino: int, attributes: bytes) -> bytes:
-    return ENTRY_OUT.pack(ino, 0, VALID, VALID, 0, 0) + attributes
+def entry(ino: int, attributes: bytes, files: bool = False) -> bytes:
+    return ENTRY_OUT.pack(ino, 0, VALID, 0 if files else VALID, 0, 0) + attributes
 
 
-def attr_out(attributes: bytes) -> bytes:
-    return ATTR_OUT.pack(VALID, 0, 0) + attributes
+def attr_out(attributes: bytes, files: bool = False) -> bytes:
+    """GETATTR's answer; a generated file's attributes (its size) are never kept."""
+    return ATTR_OUT.pack(0 if files else VALID, 0, 0) + attributes
 
 
 def open_out(fh: int) -> bytes:

@@ -1,19 +1,17 @@
 """seccomp user notification (seccomp_unotify(2)): take a call a filter handed to us,
 write its answer into the caller's memory, let it return.
 
-The listener is non-blocking and the answer is written with process_vm_writev(2),
-which never waits on the caller; a caller whose memory the write cannot reach gets
-EFAULT, as the kernel would give it.
+The answer goes through /proc/PID/mem, opened before the call is checked (so it is
+the caller's), and only into plain private memory: a page a file backs could make
+the write wait on whoever serves that file (the container, say).
 """
 
 from __future__ import annotations
 
-import ctypes
 import errno
 import fcntl
+import os
 import struct
-
-from nsvirt.driver.runtime import syscalls as sc
 
 # struct seccomp_notif: id, pid, flags, then seccomp_data: nr, arch, ip, args[6]
 NOTIF = struct.Struct("=QIIiIQ6Q")
@@ -44,6 +42,16 @@ def receive(fd: int) -> Call | None:
     return Call(bytes(buf))
 
 
+def hung_up(fd: int) -> bool:
+    """Has every process the listener's filter was for ended? (It then polls as
+    hung up, not readable.)"""
+    import select
+
+    p = select.poll()
+    p.register(fd, select.POLLIN)
+    return any(ev & select.POLLHUP and not ev & select.POLLIN for _, ev in p.poll(0))
+
+
 def still_waiting(fd: int, call: Call) -> bool:
     """Is the caller still in that call (its pid not reused since)?"""
     try:
@@ -63,16 +71,66 @@ def answer(fd: int, call: Call, value: int = 0, error: int = 0, kernel: bool = F
             raise
 
 
-class _Iovec(ctypes.Structure):
-    _fields_ = [("base", ctypes.c_void_p), ("len", ctypes.c_size_t)]
+KERNEL = "kernel"  # write_into: the target is no plain memory of the caller's: let the kernel
 
 
-def write_memory(pid: int, address: int, data: bytes) -> bool:
-    """Write `data` at `address` in process `pid`; False if not all of it could be."""
-    buf = ctypes.create_string_buffer(data, len(data))
-    local = _Iovec(ctypes.addressof(buf), len(data))
-    remote = _Iovec(address, len(data))
-    done = sc.libc.process_vm_writev(ctypes.c_int(pid), ctypes.byref(local), ctypes.c_ulong(1),
-                                     ctypes.byref(remote), ctypes.c_ulong(1),
-                                     ctypes.c_ulong(0))  # fmt: skip
-    return done == len(data)
+def write_into(listener: int, call: Call, address: int, data: bytes) -> bool | str | None:
+    """Write `data` at `address` in the caller of `call`: True once written, False if
+    that is no writable memory of the caller's (EFAULT, as the kernel says), KERNEL
+    if it is memory a write could wait on (a file's pages, which the container may
+    serve itself: let the kernel answer in the caller's own time), None if the
+    caller is gone. The caller's files are opened first, then the call checked
+    still waiting, so they are the caller's and not a process that took its pid."""
+    try:
+        mem = os.open(f"/proc/{call.pid}/mem", os.O_WRONLY | os.O_CLOEXEC)
+    except OSError:
+        return None
+    try:
+        try:
+            maps = os.open(f"/proc/{call.pid}/maps", os.O_RDONLY | os.O_CLOEXEC)
+        except OSError:
+            return None
+        try:
+            if not still_waiting(listener, call):
+                return None
+            kind = _mapping(maps, address, len(data))
+        finally:
+            os.close(maps)
+        if kind != "anonymous":
+            return KERNEL if kind == "file" else False
+        try:
+            return os.pwrite(mem, data, address) == len(data)
+        except OSError:
+            return False
+    finally:
+        os.close(mem)
+
+
+def _mapping(maps: int, address: int, size: int) -> str:
+    """What holds [address, address+size) in a process's /proc/PID/maps: "anonymous"
+    (writable, private, no file: its stack, heap, anonymous mmap), "file" (backed
+    by a file, or shared), or "none" (not mapped, or not writable)."""
+    end = address + size
+    rest = b""
+    while True:
+        chunk = os.read(maps, 65536)
+        if not chunk:
+            return "none"
+        lines = (rest + chunk).split(b"\n")
+        rest = lines.pop()
+        for line in lines:
+            fields = line.split(None, 5)
+            lo, _, hi = fields[0].partition(b"-")
+            start, stop = int(lo, 16), int(hi, 16)
+            if stop <= address:
+                continue
+            if start > address or stop < end:
+                return "none"  # a gap, or the range runs into the next mapping
+            perms = fields[1]
+            path = fields[5].strip() if len(fields) > 5 else b""
+            if not perms.startswith(b"rw"):
+                return "none"
+            if (perms[3:4] == b"p" and path in (b"", b"[stack]", b"[heap]")) or path.startswith(
+                    b"[stack:"):  # fmt: skip
+                return "anonymous"
+            return "file"

@@ -8,6 +8,7 @@ Requests (supervisor/requests.py) call the lifecycle methods; the event loop
 from __future__ import annotations
 
 import _signal as signal  # signal.py without its enums (enum: ~3 ms a start)
+import errno
 import gc
 import os
 import time
@@ -87,6 +88,8 @@ class Controller:
         self.procfs = "off"
         self.procfs_pidfd = -1
         self.sysinfo_fd = -1  # the seccomp listener init hands sysinfo(2) calls to
+        self.sysinfo: Any = None  # procfs/sysinfo.Answerer of this boot
+        self.entered: list[int] = []  # listeners of commands run by lxc-enter-namespace
         self.boot_offset = 0  # host boot time (s) at which the container's clock began
         self.started_at = time.time()
         self.start_ticks = procstat.start_time(os.getpid())  # with the pid: who we are
@@ -221,8 +224,13 @@ class Controller:
         on_listener = self._take_sysinfo if sysinfo.answerable(denied, fuse) else None
         uid = idmap.host_id(self.maps[0]) if self.maps[0] else 0
         gid = idmap.host_id(self.maps[1]) if self.maps[1] else 0
+        try:  # what earlier boots of this cgroup used: /proc/stat counts this boot's
+            base = list(cgusage.cpu_split_ns(self.cgroup.describe()))
+        except (OSError, ValueError, KeyError):
+            base = [0, 0]
         entry = {"cgroup": self.cgroup.describe(), "boot_offset": self.boot_offset,
-                 "uid": uid, "gid": gid, "owner": [os.getpid(), self.start_ticks]}  # fmt: skip
+                 "cpu_base": base, "uid": uid, "gid": gid,
+                 "owner": [os.getpid(), self.start_ticks]}  # fmt: skip
         try:
             pid, fds = service.attach(self.paths.procfs(), self.name, entry)
         except (OSError, ValueError) as e:
@@ -251,14 +259,32 @@ class Controller:
             log(f"/proc: cannot start the server yet: {e}")  # attach tries again
 
     def _take_sysinfo(self, fd: int) -> None:
-        self.sysinfo_fd = fd
-        self.loop.on_read(fd, self._sysinfo_call)
-
-    def _sysinfo_call(self) -> None:
-        """One sysinfo(2) of the container, answered with its memory and uptime."""
+        """init's sysinfo listener: its calls (and its descendants') are answered here."""
         from nsvirt.driver.procfs import sysinfo
 
-        sysinfo.serve(self.sysinfo_fd, self.cgroup.describe(), self.boot_offset)
+        self.sysinfo = sysinfo.Answerer(self.cgroup.describe(), self.boot_offset)
+        self.sysinfo_fd = fd
+        self.loop.on_read(fd, lambda: self.sysinfo.serve(fd) if self.sysinfo else None)
+
+    def take_entered_listener(self, fd: int) -> None:
+        """The sysinfo listener of a command entered with lxc-enter-namespace, which its
+        client hands over: answered here as init's are, until its last process ends."""
+        from nsvirt.driver.runtime import unotify
+
+        if self.sysinfo is None:
+            os.close(fd)  # this run answers none (the domain keeps the kernel's /proc)
+            raise OSError(errno.ENOTSUP, "this run does not answer sysinfo")
+        self.entered.append(fd)
+
+        def call() -> None:
+            if unotify.hung_up(fd):  # its processes are gone
+                self.loop.forget(fd)
+                os.close(fd)
+                self.entered.remove(fd)
+            elif self.sysinfo is not None:
+                self.sysinfo.serve(fd)
+
+        self.loop.on_read(fd, call)
 
     def _procfs_gone(self, pid: int) -> None:
         """The /proc server ended under a running container: its files there answer
@@ -280,6 +306,8 @@ class Controller:
         except OSError as e:
             why += f"; its files could not be unmounted: {e}"
         self.procfs = f"failed: {why}"
+        if self.sysinfo is not None:  # sysinfo agrees with the files it reads now
+            self.sysinfo.kernel_only = True
         log(f"/proc: {why}: the container reads the kernel's")
         try:
             self.write_state()
@@ -287,6 +315,10 @@ class Controller:
             log(f"cannot record it: {e.strerror}")
 
     def _procfs_release(self) -> None:
+        for fd in self.entered:
+            self.loop.forget(fd)
+            os.close(fd)
+        self.entered, self.sysinfo = [], None
         for attr in ("procfs_pidfd", "sysinfo_fd"):
             fd = getattr(self, attr)
             if fd >= 0:

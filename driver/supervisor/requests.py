@@ -309,6 +309,17 @@ def _spawn(ctl: Controller, client: Client, msg: dict[str, Any]) -> dict[str, An
     return {"ok": True, "pid": pid}
 
 
+def _sysinfo(ctl: Controller, client: Client, msg: dict[str, Any]) -> dict[str, Any]:
+    """An entered command's sysinfo listener (runtime/enter.py), to be answered here."""
+    fds = client.take_fds()
+    if len(fds) != 1:
+        for fd in fds:
+            sockets.close(fd)
+        raise RequestError("sysinfo needs the listener's fd")
+    ctl.take_entered_listener(fds[0])
+    return {"ok": True}
+
+
 def _interfaces(ctl: Controller, client: Client, msg: dict[str, Any]) -> dict[str, Any]:
     """A client plugged or unplugged an interface: what the run holds now."""
     found = msg.get("interfaces")
@@ -362,5 +373,6 @@ HANDLERS: dict[str, Handler] = {
     "spawn": _spawn,
     "autodestroy": _autodestroy,
     "interfaces": _interfaces,
+    "sysinfo": _sysinfo,
     "device": _device,
 }

@@ -64,21 +64,32 @@ def test_free_shows_the_memory_limit_and_the_host_is_unchanged(conn, rootfs, she
     free = sh.run("free -m").splitlines()
     mem = next(line.split() for line in free if line.startswith("Mem:"))
     assert mem[1] == "256", free  # busybox free asks sysinfo(2): the supervisor answers
-    entered = inside(conn, "mem256", "free -m").splitlines()  # lxc-enter-namespace answers
+    entered = inside(conn, "mem256", "free -m").splitlines()  # entered: answered as well
     assert next(line.split() for line in entered if line.startswith("Mem:"))[1] == "256"
     text = sh.run("cat /proc/meminfo")  # cat: sendfile, the page-cache path
     assert meminfo_kib(text, "MemTotal") == 256 * 1024
     assert 0 < meminfo_kib(text, "MemFree") < 256 * 1024
     assert meminfo_kib(text, "MemAvailable") <= 256 * 1024
+    # a stat (ls -l) does not empty the file for a sendfile (busybox cat) after it
+    assert "MemTotal" in sh.run("ls -l /proc/meminfo >/dev/null; cat /proc/meminfo")
     # a 64 MiB file in the container's tmpfs is its memory, and shows as used
     sh.run("dd if=/dev/zero of=/dev/shm/fill bs=1M count=64 2>/dev/null")
-    filled = sh.run("cat /proc/meminfo")
+    filled = until(lambda: (t := sh.run("cat /proc/meminfo")) and meminfo_kib(t, "Shmem")
+                   >= 64 * 1024 and t)  # a text is kept 0.1 s  # fmt: skip
     assert meminfo_kib(filled, "Shmem") >= 64 * 1024
     assert meminfo_kib(filled, "MemFree") <= meminfo_kib(text, "MemFree") - 60 * 1024
     host_after = Path("/proc/meminfo").read_text()
     assert meminfo_kib(host_after, "MemTotal") == meminfo_kib(host_before, "MemTotal")
     assert dominfo_json(conn, "mem256")["proc"] == {"view": "container", "served": True,
                                                     "error": None}  # fmt: skip
+
+
+def test_a_process_an_entered_command_leaves_behind_is_answered_too(conn, rootfs) -> None:
+    polite = ("-c", "trap 'exit 0' TERM; while :; do sleep 1 & wait; done")  # not ash at a prompt:
+    start(conn, domain_xml("bg", rootfs, memory_mib=192, args=polite))  # it quits on orphans
+    inside(conn, "bg", "(sleep 1; free -m > /tmp/later-bg) >/dev/null 2>&1 &")
+    later = until(lambda: inside(conn, "bg", "cat /tmp/later-bg 2>/dev/null || true").strip())
+    assert next(line.split() for line in later.splitlines() if line.startswith("Mem:"))[1] == "192"
 
 
 def test_a_cpuset_of_one_cpu_shows_one(conn, rootfs, shell_of) -> None:
@@ -143,6 +154,8 @@ def test_killing_the_server_leaves_the_container_running_and_readable(
     assert "rc=0" in text and meminfo_kib(text, "MemTotal") > 0  # the kernel's now
     assert sh.run("cat /proc/uptime").strip()
     assert "up 0 min" in sh.run("uptime")  # its time namespace needs no server
+    free = sh.run("free -m")  # sysinfo agrees with the files now: the kernel's, the host's
+    assert next(line.split() for line in free.splitlines() if line.startswith("Mem:"))[1] != "256"
     proc = dominfo_json(conn, "outlive")["proc"]
     assert proc["served"] is False and f"pid {server}" in proc["error"], proc
     # the next start has a new server

@@ -4,12 +4,13 @@ pure, no root."""
 
 from __future__ import annotations
 
+import os
 import struct
 from pathlib import Path
 
 from nsvirt.driver.procfs import sample, sysinfo, views
 from nsvirt.driver.procfs.sample import Sample
-from nsvirt.driver.runtime import fuse
+from nsvirt.driver.runtime import fuse, unotify
 
 MIB = 1 << 20
 HOST_MEMINFO = """MemTotal:       24684084 kB
@@ -171,3 +172,33 @@ def test_fuse_messages() -> None:
     assert fuse.DIRENT.unpack_from(listing, 32) == (32, 2, 2, fuse.DT_DIR)
     assert fuse.dirents([(16, "a", fuse.DT_DIR), (32, "bb", fuse.DT_DIR)], 1, 4096) == listing[32:]
     assert fuse.dirents([(16, "a", fuse.DT_DIR)], 0, 10) == b""  # does not fit: none
+
+
+MAPS = b"""00400000-00452000 r-xp 00000000 08:02 173521      /usr/bin/busybox
+00651000-00652000 rw-p 00051000 08:02 173521      /usr/bin/busybox
+01a2d000-01a4e000 rw-p 00000000 00:00 0           [heap]
+7f0000000000-7f0000001000 rw-p 00000000 00:2a 12    /proc/meminfo
+7f0000001000-7f0000003000 rw-s 00000000 00:01 4     /dev/zero (deleted)
+7f0000003000-7f0000004000 rw-p 00000000 00:00 0
+7ffd00000000-7ffd00021000 rw-p 00000000 00:00 0     [stack]
+"""
+
+
+def test_a_sysinfo_answer_goes_only_into_plain_private_memory() -> None:
+    def kind(address: int, size: int = 112) -> str:
+        r, w = os.pipe()
+        os.write(w, MAPS)
+        os.close(w)
+        try:
+            return unotify._mapping(r, address, size)
+        finally:
+            os.close(r)
+
+    assert kind(0x7FFD00000100) == "anonymous"  # the stack
+    assert kind(0x01A2D000) == "anonymous" and kind(0x7F0000003000) == "anonymous"
+    assert kind(0x7F0000000010) == "file"  # a file's page (its own FUSE file, say): the kernel's
+    assert kind(0x7F0000001000) == "file"  # shared
+    assert kind(0x00651000) == "file"  # a binary's data: private, but file-backed
+    assert kind(0x00400000) == "none"  # not writable: EFAULT
+    assert kind(0x7F0000003FC0) == "none"  # runs past the end of the mapping
+    assert kind(0x1000) == "none"  # not mapped
