@@ -148,8 +148,8 @@ def test_callbacks_as_libvirt_python_registers_them(conn, rootfs: Path) -> None:
     (["event", "--all", "--domain", "ghost"], "error: failed to get domain 'ghost'\n"),
 ])  # fmt: skip
 def test_event_errors_as_virsh(conn, words: list[str], stderr: str) -> None:
-    proc = nsvirsh(conn, *words)
-    assert (proc.stdout, proc.stderr, proc.returncode) == ("", stderr, 1)
+    proc = nsvirsh(conn, *words)  # stdout: virsh's empty line after each command
+    assert (proc.stdout, proc.stderr, proc.returncode) == ("\n", stderr, 1)
 
 
 def test_no_event_before_the_timeout_exits_1(conn) -> None:
