@@ -1,6 +1,7 @@
 """The /proc server of one connection root: a FUSE filesystem (runtime/fuse.py) at
-`<run>/procfs/mnt` with a directory per registered running domain, each holding
-the files its container sees over the kernel's (procfs/service.FILES).
+/run/nsvirt/procfs/DEV-INO (procfs/service.mount_point), a directory per registered
+running domain, each holding the files its container sees over the kernel's
+(procfs/service.FILES).
 
 One process serves every container of the root (docs/architecture.md: what one per
 container would cost). procfs/service.py starts it for the first container that
@@ -46,7 +47,8 @@ class Server:
     def __init__(self, base: str) -> None:
         self.base = base
         self.domains = f"{base}/domains"
-        self.fd = fuse.mount(f"{base}/mnt", "nsvirt")
+        self.mnt = service.mount_point(base)
+        self.fd = fuse.mount(self.mnt, "nsvirt")
         os.set_blocking(self.fd, False)
         self.watch = inotify.watch(self.domains, inotify.IN_CREATE | inotify.IN_MOVED_TO
                                    | inotify.IN_MOVED_FROM | _IN_DELETE)  # fmt: skip
@@ -313,7 +315,8 @@ class Server:
                 return False
             service.forget_server(self.base, os.getpid())  # under the lock: no start sees us
             try:
-                sc.umount2(f"{self.base}/mnt", sc.MNT_DETACH)
+                sc.umount2(self.mnt, sc.MNT_DETACH)
+                os.rmdir(self.mnt)
             except OSError:
                 pass
             return True
@@ -347,7 +350,7 @@ def main(base: str) -> None:
     try:
         server = Server(base)
     except BaseException as e:
-        _log(f"cannot serve {base}/mnt: {e}")
+        _log(f"cannot serve {base}: {e}")
         raise SystemExit(1) from None
     try:
         fd = service.lock(base)
@@ -357,7 +360,7 @@ def main(base: str) -> None:
                 os.unlink(f"{base}/starting")
         finally:
             os.close(fd)
-        _log(f"serving {base}/mnt")
+        _log(f"serving {base} at {server.mnt}")
         server.serve()
         _log("no domain left: exiting")
     except BaseException as e:
@@ -365,5 +368,6 @@ def main(base: str) -> None:
             _log(f"failed: {e!r}")
         with contextlib.suppress(OSError):
             service.forget_server(base, os.getpid())
-            sc.umount2(f"{base}/mnt", sc.MNT_DETACH)
+            sc.umount2(server.mnt, sc.MNT_DETACH)
+            os.rmdir(server.mnt)
         raise

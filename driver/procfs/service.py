@@ -7,7 +7,8 @@ to mount over the kernel's, and put the kernel's back when the server is gone.
         starting             "PID START": a server forked, getting ready
         server               "PID START": the server serving now (it writes this)
         server.log
-        mnt/                 the FUSE mount: mnt/NAME/{meminfo,cpuinfo,...}
+    /run/nsvirt/procfs/DEV-INO   the FUSE mount (NAME/{meminfo,cpuinfo,...}): outside
+                                 the root, whose removal it must never hold up
         domains/NAME         a registration: the container's cgroup, boot offset, ids
 
 Light: the supervisor imports it (the server's code loads in the server alone).
@@ -82,7 +83,7 @@ def attach(base: str, name: str, entry: dict[str, Any]) -> tuple[int, list[int]]
     fds: list[int] = []
     try:
         for file in FILE_NAMES:
-            fds.append(idmount.detached_copy(f"{base}/mnt/{name}/{file}",
+            fds.append(idmount.detached_copy(f"{mount_point(base)}/{name}/{file}",
                                              f"cannot open the /proc server's {file}",
                                              recursive=False))  # fmt: skip
     except BaseException:
@@ -114,6 +115,13 @@ def record(base: str, which: str, pid: int) -> None:
     """Write the record `which` ("server", "starting") of process `pid`."""
     files.write_atomic(f"{base}/{which}", f"{pid} {procstat.start_time(pid)}\n".encode(),
                        durable=False)  # fmt: skip
+
+
+def wait_gone(base: str, timeout: float = 10.0) -> bool:
+    """Wait (at most `timeout` s) for the server of `base` to leave, its mount with it:
+    for whoever removes a connection root right after its last domain stopped."""
+    pid = serving(base) or starting(base)
+    return pid is None or procstat.wait_gone(pid, timeout)
 
 
 def forget_server(base: str, pid: int) -> None:
@@ -168,8 +176,20 @@ def _alive(path: str) -> int | None:
     return pid
 
 
+MOUNTS = "/run/nsvirt/procfs"  # host-wide, 0700: where every root's server mounts
+
+
+def mount_point(base: str) -> str:
+    """Where the server of `base` mounts: named by the directory's device and inode
+    (two roots never share it; a root moved elsewhere keeps it)."""
+    st = os.stat(base)
+    return f"{MOUNTS}/{st.st_dev:x}-{st.st_ino:x}"
+
+
 def _dirs(base: str) -> None:
-    for d in (base, f"{base}/domains", f"{base}/mnt"):
+    os.makedirs(base, mode=0o700, exist_ok=True)
+    os.makedirs(MOUNTS, mode=0o700, exist_ok=True)
+    for d in (f"{base}/domains", mount_point(base)):
         try:
             os.makedirs(d, mode=0o700, exist_ok=True)
         except FileExistsError:  # a dead server's mount (ENOTCONN): _fork_server clears it
@@ -184,7 +204,7 @@ def clear_dead(base: str) -> None:
     try:
         if serving(base) is None and starting(base) is None:
             try:
-                sc.umount2(f"{base}/mnt", sc.MNT_DETACH)
+                sc.umount2(mount_point(base), sc.MNT_DETACH)
             except OSError:
                 pass  # not mounted (another supervisor was first)
     finally:
@@ -198,7 +218,7 @@ def _fork_server(base: str) -> None:
     from nsvirt.driver.runtime import syscalls as sc
 
     try:
-        sc.umount2(f"{base}/mnt", sc.MNT_DETACH)  # a dead server's mount
+        sc.umount2(mount_point(base), sc.MNT_DETACH)  # a dead server's mount
     except OSError:
         pass
     log = f"{base}/server.log"

@@ -146,6 +146,12 @@ def leftovers(conn: Connection) -> list[str]:
             out.append(f"/proc server {pid}")
     mounts = Path("/proc/self/mountinfo").read_text()
     out += [line for line in mounts.splitlines() if str(conn.paths.root) in line]
+    base = conn.paths.root / "run/nsvirt/lxc/procfs"
+    if base.exists():  # the /proc server's mount lives outside the root
+        from nsvirt.driver.procfs import service
+
+        point = service.mount_point(str(base))
+        out += [line for line in mounts.splitlines() if f" {point} " in line]
     # a supervisor answers before it exits: give holders a bounded moment to go
     out += [f"process {p} holds {f}" for p, f in holders_of(conn.paths.root) if not exits(p)]
     return out

@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import shutil
 import signal
 import subprocess
 import sys
@@ -15,6 +16,7 @@ from pathlib import Path
 
 import pytest
 
+from nsvirt.driver.procfs import service
 from nsvirt.driver.runtime import procstat
 from tests.integration.conftest import domain_xml, start
 
@@ -180,10 +182,13 @@ def test_the_server_leaves_with_the_last_domain_and_a_reboot_keeps_it(conn, root
     assert up <= time.monotonic() - asked + 0.5  # a new boot's clock: since the reboot
     a.destroy()
     assert procstat.read(server) is not None  # b still needs it
+    point = service.mount_point(str(conn.paths.root / "run/nsvirt/lxc/procfs"))
+    assert f" {point} " in Path("/proc/self/mountinfo").read_text()
     b.destroy()
     assert procstat.wait_gone(server, 10)
     mounts = Path("/proc/self/mountinfo").read_text()
-    assert str(conn.paths.root) not in mounts
+    assert f" {point} " not in mounts and not Path(point).exists()
+    shutil.rmtree(conn.paths.root / "run")  # a root goes at once: the mount was never in it
 
 
 def test_a_domain_can_keep_the_kernels_proc(conn, rootfs, shell_of) -> None:
