@@ -194,7 +194,9 @@ def _processes_running(marker: str) -> list[int]:
         try:
             with open(f"/proc/{pid}/cmdline", "rb") as f:
                 line = f.read()
-            if marker.encode() in line and b"/procfs/boot.py" not in line:
+            with open(f"/proc/{pid}/comm", "rb") as f:
+                server = f.read().strip() == b"nsvirt-procfs"  # a fork: its parent's line
+            if marker.encode() in line and not server:
                 found.append(int(pid))
         except (OSError, ValueError):
             pass
