@@ -151,9 +151,10 @@ class Server:
             if parent & 15 or name not in service.FILE_NAMES or parent >> 4 not in self.names:
                 raise OSError(errno.ENOENT, name)
             node = parent + 1 + service.FILE_NAMES.index(name)
-        return fuse.entry(node, self._attr(node), files=bool(node & 15))
+        # a file's size is asked again (GETATTR) when it matters: none is made here
+        return fuse.entry(node, self._attr(node, sized=False), files=bool(node & 15))
 
-    def _attr(self, node: int) -> bytes:
+    def _attr(self, node: int, sized: bool = True) -> bytes:
         if node == fuse.ROOT_ID:
             return fuse.attr(node, stat.S_IFDIR | 0o555, when=self.started)
         name = self.names.get(node >> 4)
@@ -165,7 +166,7 @@ class Server:
             return fuse.attr(node, stat.S_IFDIR | 0o555, uid, gid, self.started)
         # its text's length: a stat between an open and a sendfile must not make the
         # page cache's size (what the open stored) 0 again
-        size = len(self._fresh(node))
+        size = len(self._fresh(node)) if sized else 0
         return fuse.attr(node, stat.S_IFREG | 0o444, uid, gid, self.started, size)
 
     def _open(self, r: fuse.Request) -> bytes:
