@@ -84,15 +84,16 @@ def fork(procfs: str) -> Spare:
 
 def _wait(sock: sockets.Socket, procfs: str) -> None:
     keep = sock.fileno()
-    from nsvirt.driver.procfs import service
-
-    try:
-        service.warm(procfs)  # while the command parses and plans
-    except OSError:
-        pass  # the supervisor tries again, and says why
     from nsvirt.driver.state import jsonlite
     from nsvirt.driver.supervisor import controller, protocol  # noqa: F401 (loaded now)
     from nsvirt.driver.supervisor.__main__ import serve
+
+    try:  # while the command parses and plans; forked after those imports, the
+        from nsvirt.driver.procfs import server, service  # noqa: F401 (server: loaded)
+
+        service.warm(procfs)  # server has little left to load before it serves
+    except OSError:
+        pass  # the supervisor tries again, and says why
 
     data, fds, _, _ = sockets.recv_fds(sock, 64, 1)
     if data != b"config\n" or len(fds) != 1:
