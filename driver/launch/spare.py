@@ -88,10 +88,10 @@ def _wait(sock: sockets.Socket, procfs: str) -> None:
     from nsvirt.driver.supervisor import controller, protocol  # noqa: F401 (loaded now)
     from nsvirt.driver.supervisor.__main__ import serve
 
-    try:  # while the command parses and plans; forked after those imports, the
-        from nsvirt.driver.procfs import server, service  # noqa: F401 (server: loaded)
+    try:  # while the command parses and plans; forked after those imports, a new
+        from nsvirt.driver.procfs import service  # server has little left to load
 
-        service.warm(procfs)  # server has little left to load before it serves
+        service.warm(procfs)
     except OSError:
         pass  # the supervisor tries again, and says why
 

@@ -53,6 +53,7 @@ class Server:
         self.watch = inotify.watch(self.domains, inotify.IN_CREATE | inotify.IN_MOVED_TO
                                    | inotify.IN_MOVED_FROM | _IN_DELETE)  # fmt: skip
         self.slots: dict[str, int] = {}  # domain name → its directory's slot
+        self.entries: dict[str, tuple[tuple[int, int, int], dict]] = {}  # name → (stat, entry)
         self.names: dict[int, str] = {}
         self.texts: dict[int, tuple[int, bytes]] = {}  # fh → (node, text); insertion order
         self.latest: dict[int, tuple[float, bytes]] = {}  # node → (made at, its last text)
@@ -248,14 +249,27 @@ class Server:
     # ------------------------------------------------------------ registrations
 
     def _entry_of(self, name: str) -> dict | None:
+        """The domain's registration; read again only when its file changed."""
         if "/" in name or name.startswith("."):
             return None
+        path = f"{self.domains}/{name}"
         try:
-            with open(f"{self.domains}/{name}", "rb") as f:
+            st = os.stat(path)
+        except OSError:
+            return None
+        key = (st.st_ino, st.st_mtime_ns, st.st_size)
+        kept = self.entries.get(name)
+        if kept is not None and kept[0] == key:
+            return kept[1]
+        try:
+            with open(path, "rb") as f:
                 entry = jsonlite.loads(f.read())
         except (OSError, ValueError):
             return None
-        return entry if isinstance(entry, dict) and isinstance(entry.get("cgroup"), dict) else None
+        if not isinstance(entry, dict) or not isinstance(entry.get("cgroup"), dict):
+            return None
+        self.entries[name] = (key, entry)
+        return entry
 
     def _slot(self, name: str) -> int:
         if name not in self.slots:
