@@ -17,7 +17,6 @@ import _signal as signal  # signal.py without its enums (enum: ~3 ms a start)
 import binascii
 import os
 import select
-import time
 
 from nsvirt.driver.runtime import caps, mounts, netdev, seccomp, sockets, tty, users, uts
 from nsvirt.driver.runtime import syscalls as sc
@@ -37,21 +36,25 @@ class StartError(Exception):
 class InitContext:
     """What init needs from the supervisor besides the plan (plans are host-neutral)."""
 
-    __slots__ = ("cgroup_dirs", "consoles", "detached", "mountpoint", "seccomp")
+    __slots__ = ("boot_offset", "cgroup_dirs", "consoles", "detached", "mountpoint", "seccomp")
 
     def __init__(self, mountpoint: str, consoles: Sequence[str],
-                 cgroup_dirs: Mapping[str, str], seccomp_program: bytes = b"") -> None:  # fmt: skip
+                 cgroup_dirs: Mapping[str, str], seccomp_program: bytes = b"",
+                 boot_offset: int = 0) -> None:  # fmt: skip
         self.mountpoint = mountpoint  # where an app container's root is bound
         self.consoles = tuple(consoles)  # host ptys, bound onto /dev/console, /dev/ttyN
         self.cgroup_dirs = dict(cgroup_dirs)  # shown read-only at /sys/fs/cgroup
         self.seccomp = seccomp_program  # runtime/seccomp.py's filter, b"": none
         self.detached: list[int] = []  # copies of the root and binds, sent with "continue"
+        # host boot-time seconds where init's clock starts (its time namespace); 0: none
+        self.boot_offset = boot_offset
 
     def send(self, sock: sockets.Socket) -> None:
         """To the intermediate child, forked before the supervisor had all this."""
         program = binascii.b2a_base64(self.seccomp, newline=False).decode()
         word = {"mountpoint": self.mountpoint, "consoles": self.consoles,
-                "cgroup_dirs": self.cgroup_dirs, "seccomp": program}  # fmt: skip
+                "cgroup_dirs": self.cgroup_dirs, "seccomp": program,
+                "boot_offset": self.boot_offset}  # fmt: skip
         sock.sendall(b"context " + jsonlite.dumps(word).encode() + b"\n")
 
     @classmethod
@@ -63,7 +66,7 @@ class InitContext:
             raise StartError(f"unexpected word from the supervisor: {line[:64]!r}")
         word = jsonlite.loads(line.removeprefix(b"context ").decode())
         return cls(word["mountpoint"], word["consoles"], word["cgroup_dirs"],
-                   binascii.a2b_base64(word["seccomp"]))  # fmt: skip
+                   binascii.a2b_base64(word["seccomp"]), word["boot_offset"])  # fmt: skip
 
 
 def _send(sock: sockets.Socket, text: str) -> None:
@@ -123,8 +126,8 @@ def intermediate(plan: Any, sock: sockets.Socket) -> NoReturn:
             if kind != "user":
                 flags |= sc.NAMESPACE_FLAGS[kind]
         sc.unshare(flags, "cannot create the container's namespaces")
-        if plan.proc_view == "container":
-            _own_clock()
+        if context.boot_offset:
+            _own_clock(context.boot_offset)
         pid = os.fork()  # the first fork after CLONE_NEWPID: init, pid 1
         if pid == 0:
             init(plan, sock, context)
@@ -201,10 +204,10 @@ def _hand_over_sysinfo(sock: sockets.Socket, arch: str) -> None:
 _PR_GET_DUMPABLE, _PR_SET_DUMPABLE = 3, 4
 
 
-def _own_clock() -> None:
-    """A time namespace whose boot time is now, so that init and its children count
-    their uptime (and ps their start times) from the container's start; none where
-    the kernel has none (before 5.6) or refuses one."""
+def _own_clock(offset: int) -> None:
+    """A time namespace whose boot time is 0 at host boot time `offset` (s): init and
+    its children count their uptime (and ps their start times) from the container's
+    start; none where the kernel has none (before 5.6) or refuses one."""
     if not os.path.exists("/proc/self/ns/time"):
         return
     try:
@@ -215,7 +218,7 @@ def _own_clock() -> None:
         sc.prctl(_PR_SET_DUMPABLE, 1)
         try:
             with open("/proc/self/timens_offsets", "w") as f:  # the one init will be in
-                f.write(f"boottime {-int(time.clock_gettime(time.CLOCK_BOOTTIME))} 0\n")
+                f.write(f"boottime {-offset} 0\n")
         finally:
             sc.prctl(_PR_SET_DUMPABLE, dumpable)
     except OSError:

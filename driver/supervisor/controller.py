@@ -175,7 +175,12 @@ class Controller:
     def _start_init(self) -> None:
         mountpoint = str(self.paths.mountpoint(self.name))
         ttys = [c.tty for c in self.consoles]
-        context = child.InitContext(mountpoint, ttys, self.cgroup.payload_dirs(), self.seccomp)
+        # the container's clock starts now: chosen here, so the /proc server can be told
+        # before init exists (a time namespace where the kernel has them)
+        container = self.plan.proc_view == "container"
+        self.boot_offset = int(time.clock_gettime(time.CLOCK_BOOTTIME))
+        context = child.InitContext(mountpoint, ttys, self.cgroup.payload_dirs(), self.seccomp,
+                                    self.boot_offset if container else 0)  # fmt: skip
         intermediate = self._take_intermediate()
         how = "born in" if intermediate.joined else "joined"
         log(f"the container's first process {how} its cgroup")
@@ -207,7 +212,7 @@ class Controller:
         made = ", ".join(f"{i['guest']} ({i['host'] or i['type']})" for i in self.interfaces)
         log(f"interfaces: {made}")
 
-    def _procfs_setup(self, init_pid: int) -> tuple[list[int], list[str], Any]:
+    def _procfs_setup(self) -> tuple[list[int], list[str], Any]:
         """The root's /proc server's files for this container, where they go, and
         who takes its sysinfo(2) listener; none where the domain keeps the kernel's
         or the server cannot serve (the container starts anyway, with the kernel's
@@ -218,7 +223,6 @@ class Controller:
             return [], [], None
         from nsvirt.driver.procfs import service, sysinfo
 
-        self.boot_offset = sysinfo.boot_offset(init_pid)
         denied = {name for name, _ in self.plan.seccomp}
         fuse = any(n.name == "fuse" for n in self.plan.dev_nodes)
         on_listener = self._take_sysinfo if sysinfo.answerable(denied, fuse) else None

@@ -42,7 +42,7 @@ if TYPE_CHECKING:
 
     NetSetup = Callable[[int], None]
     # (the /proc server's fds, the paths they cover, the sysinfo listener's handler)
-    ProcfsSetup = Callable[[int], tuple[list[int], list[str], Callable[[int], None] | None]]
+    ProcfsSetup = Callable[[], tuple[list[int], list[str], Callable[[int], None] | None]]
     IdMaps = tuple[Sequence[Any], Sequence[Any]]
 
 
@@ -52,8 +52,10 @@ def start_init(plan: Any, maps: IdMaps, intermediate: Intermediate, context: chi
     """Walk the intermediate child (supervisor/early.py: forked, joining the cgroup)
     through the start; return init's pid once it runs the domain's init. `maps`: its
     user namespace's (uid map, gid map); `net_setup(init_pid)` makes the interfaces
-    while init waits (raises StartError); `procfs_setup(init_pid)` gives the /proc
-    server's files and the paths they go over (none: the kernel's stay)."""
+    while init waits (raises StartError); `procfs_setup()` gives the /proc server's
+    files, the paths they go over (none: the kernel's stay) and who takes init's
+    sysinfo listener: asked while the intermediate makes the namespaces, so the
+    start does not wait for it."""
     # before init can exist: its parent, the intermediate, exits, and init must
     # become our child, not the host's
     sc.prctl(sc.PR_SET_CHILD_SUBREAPER, 1, what="becoming a subreaper")
@@ -63,8 +65,13 @@ def start_init(plan: Any, maps: IdMaps, intermediate: Intermediate, context: chi
             context.send(sock)
         except OSError:
             pass  # it has failed (joining the cgroup): its error is on the socket
-        return _handshake(plan, maps, sock, intermediate.pid, faults, timeout,
-                          (net_setup, procfs_setup))  # fmt: skip
+        procfs: list[Any] = []  # procfs_setup's, once asked (_handshake)
+        try:
+            return _handshake(plan, maps, sock, intermediate.pid, faults, timeout,
+                              (net_setup, procfs_setup), procfs)  # fmt: skip
+        finally:
+            for fd in procfs[0] if procfs else ():
+                os.close(fd)
     finally:
         sock.close()
 
@@ -77,9 +84,11 @@ def _read(sock: sockets.Socket, timeout: float) -> str:
 
 
 def _handshake(plan: Any, maps: IdMaps, sock: sockets.Socket, intermediate: int,
-               faults: Faults, timeout: float,
-               setups: tuple[NetSetup, ProcfsSetup]) -> int:  # fmt: skip
+               faults: Faults, timeout: float, setups: tuple[NetSetup, ProcfsSetup],
+               procfs: list[Any]) -> int:  # fmt: skip
     faults.point("forked")
+    if "user" not in plan.namespaces:
+        procfs[:] = setups[1]()  # while the intermediate makes the namespaces
     line = _read(sock, timeout)
     if line == "userns":
         try:
@@ -88,8 +97,12 @@ def _handshake(plan: Any, maps: IdMaps, sock: sockets.Socket, intermediate: int,
             raise StartError(str(e)) from None
         faults.point("mapped")
         sock.sendall(b"mapped\n")
+        procfs[:] = setups[1]()  # while it makes the other namespaces and init
         line = _read(sock, timeout)
-    return _until_running(plan, maps, sock, intermediate, line, faults, timeout, setups)
+    if not procfs:  # it failed before it asked for the maps
+        procfs[:] = [], [], None
+    return _until_running(plan, maps, sock, intermediate, line, faults, timeout,
+                          (setups[0], procfs))  # fmt: skip
 
 
 def mount_fds(plan: Any, init_pid: int, maps: IdMaps) -> list[int]:
@@ -162,7 +175,7 @@ def _block_mount(op: Any, what: str, userns: int) -> int:
 
 def _until_running(plan: Any, maps: IdMaps, sock: sockets.Socket, intermediate: int,
                    line: str, faults: Faults, timeout: float,
-                   setups: tuple[NetSetup, ProcfsSetup]) -> int:  # fmt: skip
+                   setups: tuple[NetSetup, Any]) -> int:  # fmt: skip
     try:
         os.waitpid(intermediate, 0)
     except ChildProcessError:
@@ -179,8 +192,8 @@ def _until_running(plan: Any, maps: IdMaps, sock: sockets.Socket, intermediate: 
         os.kill(init_pid, 9)  # it waits for "continue": it never runs the domain's init
         reap(init_pid)
         raise StartError(str(e)) from None
-    procfs, covered, on_listener = setups[1](init_pid)  # none: the kernel's /proc, no failure
-    detached += procfs
+    procfs, covered, on_listener = setups[1]  # none: the kernel's /proc, no failure
+    detached += [os.dup(fd) for fd in procfs]  # closed with the others (start_init keeps its)
     words = ["continue"] + (["sysinfo"] if on_listener else [])
     words += ["procfs", *covered] if covered else []
     try:
