@@ -226,8 +226,6 @@ def _fork_server(base: str) -> None:
             os.replace(log, log + ".1")
     except FileNotFoundError:
         pass
-    from nsvirt.driver.procfs import server  # noqa: F401 (loaded here, the fork has it)
-
     r, w = os.pipe()
     child = os.fork()
     if child == 0:

@@ -8,8 +8,6 @@ import os
 import struct
 import time
 
-from nsvirt.driver.procfs import sample, views
-
 # struct sysinfo of a 64-bit ABI: uptime, loads[3], totalram, freeram, sharedram,
 # bufferram, totalswap, freeswap, procs, pad, totalhigh, freehigh, mem_unit (112 bytes)
 SYSINFO = struct.Struct("=q3Q6QHH4xQQI4x")
@@ -19,6 +17,8 @@ LOAD_SHIFT = 16  # SI_LOAD_SHIFT: loads are fixed point
 def answer(dirs: dict[str, str], boot_offset: int) -> bytes:
     """The struct for a container with cgroup `dirs` whose clock started at host
     boot time `boot_offset`; the load averages are the host's (as the kernel's)."""
+    from nsvirt.driver.procfs import sample, views  # on the first call: not every supervisor's
+
     with open("/proc/meminfo") as f:
         host_kib = views.kib_lines(f.read())
     s = sample.take(dirs)
@@ -97,6 +97,8 @@ class Answerer:
 
 
 def _tasks(dirs: dict[str, str]) -> int:
+    from nsvirt.driver.procfs import sample
+
     try:
         return sample.tasks(dirs)
     except (OSError, ValueError, KeyError):
