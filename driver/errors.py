@@ -113,6 +113,14 @@ class ArgumentUnsupported(DriverError):
         super().__init__(f"argument unsupported: {what}")
 
 
+class NoSupport(DriverError):
+    """libvirt's VIR_ERR_NO_SUPPORT: the driver has no such call (what libvirt-lxc says
+    of save, setvcpus, reset…)."""
+
+    def __init__(self, api: str) -> None:
+        super().__init__(f"this function is not supported by the connection driver: {api}")
+
+
 class OperationUnsupported(DriverError):
     """libvirt's VIR_ERR_OPERATION_UNSUPPORTED: the host cannot do what was asked."""
 

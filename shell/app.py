@@ -51,6 +51,7 @@ class NsvirshApp(cmd2.Cmd):
             auto_suggest=False,
         )
         self.ctx = ctx
+        ctx.interactive = True
         self.debug = debug
         self.prompt = PROMPT
         self.last_status = 0

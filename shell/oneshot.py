@@ -129,9 +129,11 @@ def run_command(ctx: Context, words: list[str]) -> int:
 
 
 def run_line(ctx: Context, commands: list[list[str]], err: TextIO, debug: bool) -> int:
-    """Run commands in order, as virsh does; stop at the first failure. virsh ends
-    each command with an empty line, a failed one too, but not with -q."""
+    """Run commands in order, as virsh does: each one, a failure does not stop the
+    next; the status is the last one's. virsh ends each command with an empty line,
+    a failed one too, but not with -q."""
     out = ctx.out
+    status = 0
     for words in commands:
         held = ctx.out = _Quiet(out) if ctx.quiet else out
         try:
@@ -146,9 +148,7 @@ def run_line(ctx: Context, commands: list[list[str]], err: TextIO, debug: bool) 
             ctx.out = out
             if isinstance(held, _Quiet):
                 held.finish()
-        if status:
-            return status
-    return 0
+    return status
 
 
 class _Quiet:

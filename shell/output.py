@@ -60,3 +60,25 @@ def parameters(rows: dict[str, object], unlimited: int | None = None) -> str:
     (memtune's VIR_DOMAIN_MEMORY_PARAM_UNLIMITED) printed as the word, then a blank line."""
     return "".join(f"{k:<15}: {'unlimited' if v == unlimited else v}\n"
                    for k, v in rows.items()) + "\n"  # fmt: skip
+
+
+def xpath_result(xml: str, expression: str, wrap: bool) -> str:
+    """`dumpxml --xpath`: each node the expression selects, as libxml2 writes it (a
+    string or number as its text); with `wrap`, inside one <nodes> element."""
+    from lxml import etree
+
+    from nsvirt.shell.report import ShellError
+
+    tree = etree.fromstring(xml.encode())
+    try:
+        found = tree.xpath(expression)
+    except etree.XPathError:
+        raise ShellError(f"Invalid xpath expression '{expression}'") from None
+    items = found if isinstance(found, list) else [found]
+    texts = [etree.tostring(i, encoding="unicode").strip() if isinstance(i, etree._Element)
+             else str(i) for i in items]  # fmt: skip
+    if wrap:
+        return (
+            "<nodes>\n" + "".join(f"  {t}\n" for t in texts) + "</nodes>" if texts else "<nodes/>"
+        )
+    return "\n".join(texts)

@@ -30,6 +30,7 @@ class Context:
         self.escape = escape
         self.autodestroy: list[object] = []  # sockets whose closing destroys a domain
         self.readonly = readonly  # -r: the connection refuses every change
+        self.interactive = False  # the interactive shell (cd works only there)
         self._conn: Connection | None = None
 
     def reconnect(self, uri: str | None, readonly: bool = False) -> None:
@@ -98,6 +99,7 @@ COMMANDS: dict[str, Command] = {}
 def load_commands() -> dict[str, Command]:
     """Import every command module (each registers its commands) and return the table."""
     from nsvirt.shell.commands import (  # noqa: F401
+        builtins,
         console,
         domain,
         events,
@@ -107,6 +109,7 @@ def load_commands() -> dict[str, Command]:
         monitor,
         network,
         pending,
+        refused,
         stats,
         tuning,
         xmledit,
@@ -205,6 +208,34 @@ class VirshArgumentParser(argparse.ArgumentParser):
             return self.parse_args(joined)
         except argparse.ArgumentError as e:
             self.error(str(e))
+
+    def format_help(self) -> str:
+        """`help CMD` in virsh's layout: NAME, SYNOPSIS, DESCRIPTION, OPTIONS."""
+        synopsis, options = [], []
+        for action in self._actions:
+            if action.help == argparse.SUPPRESS or action.dest == "help":
+                continue
+            flag = action.option_strings[-1] if action.option_strings else ""
+            takes = action.nargs != 0 and not isinstance(
+                action, argparse._StoreTrueAction | argparse._StoreFalseAction)  # fmt: skip
+            if not flag:  # positional: virsh's <name>, also given as --name
+                word = f"<{action.metavar or action.dest}>".lower()
+                required = action.nargs is None or action.dest in ("domain", "file")
+                synopsis.append(word if required else f"[{word}]")
+                options.append((f"[--{action.dest}] <string>", action.help or ""))
+            elif takes:
+                synopsis.append(f"[{flag} <string>]")
+                options.append((f"{flag} <string>", action.help or ""))
+            else:
+                synopsis.append(f"[{flag}]")
+                options.append((flag, action.help or ""))
+        summary = self.description or ""
+        out = ["  NAME", f"    {self.prog} - {summary}", "", "  SYNOPSIS",
+               "    " + " ".join([self.prog, *synopsis]), "", "  DESCRIPTION",
+               f"    {summary[:1].upper()}{summary[1:]}.", ""]  # fmt: skip
+        if options:
+            out += ["  OPTIONS", *(f"    {o:<15}  {h}" for o, h in options), ""]
+        return "\n".join(out) + "\n"
 
     def error(self, message: str) -> NoReturn:
         unknown = re.match(r"unrecognized arguments: (.*)", message)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 
+from nsvirt.shell import output
 from nsvirt.shell.commands import Context, command, domain_arg, domain_of, file_arg, from_xml_file
 
 
@@ -34,12 +35,20 @@ def _dumpxml_args(p: argparse.ArgumentParser) -> None:
     domain_arg(p)
     p.add_argument("--inactive", action="store_true", help="show inactive defined XML")
     p.add_argument("--security-info", action="store_true", help="include security info")
+    p.add_argument("--xpath", metavar="EXPRESSION", help="xpath query to evaluate on the XML")
+    p.add_argument(
+        "--wrap", action="store_true", help="wrap xpath results in an common root element"
+    )
 
 
 @command("dumpxml", "domain information in XML", _dumpxml_args, domains="all")
 def dumpxml(ctx: Context, args: argparse.Namespace) -> int:
     dom = ctx.lookup(domain_of(args, "dumpxml"))
-    print(dom.xml_desc(inactive=args.inactive), file=ctx.out)
+    xml = dom.xml_desc(inactive=args.inactive)
+    if args.xpath is None:
+        print(xml, file=ctx.out)
+        return 0
+    print(output.xpath_result(xml, args.xpath, args.wrap) + "\n", file=ctx.out)
     return 0
 
 

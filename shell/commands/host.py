@@ -235,3 +235,47 @@ def domxml_from_native(ctx: Context, args: argparse.Namespace) -> int:
             print(f"{args.config}: {note}", file=ctx.err)
     print(xml, file=ctx.out)
     return 0
+
+
+def _freecell_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("cellno", nargs="?", type=int, help="NUMA cell number")
+    p.add_argument("--cellno", dest="cellno_opt", type=int, help=argparse.SUPPRESS)
+    p.add_argument("--all", action="store_true", help="show free memory for all NUMA cells")
+
+
+@command("freecell", "NUMA free memory", _freecell_args)
+def freecell(ctx: Context, args: argparse.Namespace) -> int:
+    free = _free_by_node()
+    cell = args.cellno_opt if args.cellno_opt is not None else args.cellno
+    if args.all:
+        for node, kib in free.items():
+            print(f"{node:5d}: {kib:10d} KiB", file=ctx.out)
+        print("--------------------", file=ctx.out)
+        print(f"{'Total':>5s}: {sum(free.values()):10d} KiB\n", file=ctx.out)
+        return 0
+    if cell is not None:
+        if cell not in free:
+            raise ShellError(f"invalid argument: Invalid NUMA cell number {cell}")
+        print(f"{cell}: {free[cell]} KiB\n", file=ctx.out)
+        return 0
+    print(f"Total: {sum(free.values())} KiB\n", file=ctx.out)
+    return 0
+
+
+def _free_by_node() -> dict[int, int]:
+    """Free memory (KiB) of each NUMA node (sysfs), or of the one host node."""
+    base = "/sys/devices/system/node"
+    out = {}
+    try:
+        nodes = sorted(int(n[4:]) for n in os.listdir(base) if n[4:].isdigit())
+    except OSError:
+        nodes = []
+    for node in nodes:
+        with open(f"{base}/node{node}/meminfo") as f:
+            for line in f:
+                if "MemFree:" in line:
+                    out[node] = int(line.split()[3])
+    if not out:
+        with open("/proc/meminfo") as f:
+            out[0] = next(int(line.split()[1]) for line in f if line.startswith("MemFree:"))
+    return out

@@ -69,7 +69,7 @@ def test_help(app: NsvirshApp) -> None:
     out, _ = run(app, "help")
     assert "dominfo" in out and "domain information" in out
     out, _ = run(app, "help dominfo")
-    assert out.startswith("usage: dominfo")
+    assert out.startswith("  NAME\n    dominfo - domain information\n")  # virsh's layout
 
 
 def test_quit_exit_and_json(app: NsvirshApp) -> None:
