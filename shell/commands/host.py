@@ -279,3 +279,29 @@ def _free_by_node() -> dict[int, int]:
         with open("/proc/meminfo") as f:
             out[0] = next(int(line.split()[1]) for line in f if line.startswith("MemFree:"))
     return out
+
+
+def _to_native_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("format", help="target config data type format (lxc-tools)")
+    p.add_argument("xml", nargs="?", help="xml data file to export from")
+    p.add_argument("--xml", dest="xml_opt", help=argparse.SUPPRESS)
+    p.add_argument("--domain", help="domain name, id or uuid")
+
+
+@command("domxml-to-native", "Convert domain XML to native config", _to_native_args)
+def domxml_to_native(ctx: Context, args: argparse.Namespace) -> int:
+    from nsvirt.driver.errors import FileError
+
+    path = args.xml_opt or args.xml
+    if args.domain and path:
+        raise ShellError("Options --domain and --xml are mutually exclusive")
+    if args.domain:
+        data = ctx.lookup(args.domain).xml_desc(inactive=True).encode()
+    elif path:
+        from nsvirt.driver import domxml
+
+        data = domxml.read_file(path)
+    else:
+        raise FileError("command 'domxml-to-native' requires <xml> option or --domain")
+    print(ctx.conn.domain_xml_to_native(args.format, data), file=ctx.out)
+    return 0

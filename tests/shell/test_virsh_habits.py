@@ -95,3 +95,12 @@ def test_libvirt_default_uri_and_uri(tmp_path: Path) -> None:
     embed = f"lxc:///embed?root={tmp_path}"
     assert uri({"LIBVIRT_DEFAULT_URI": "lxc:///", "NSVIRT_DEFAULT_URI": embed}) == embed + "\n\n"
     assert uri({}, "-c", "lxc:///") == "lxc:///\n\n"
+
+
+def test_domxml_to_native(defined: Path) -> None:
+    proc = nsvirsh(defined, "domxml-to-native", "lxc-tools", "--domain", "bench-off")
+    assert proc.returncode == 0, proc.stderr
+    assert "lxc.uts.name = bench-off\n" in proc.stdout and proc.stdout.endswith("\n\n")
+    bad = nsvirsh(defined, "domxml-to-native", "qemu-argv", "--domain", "bench-off")
+    assert (bad.stderr, bad.returncode) == ("error: invalid argument: unsupported config type "
+                                            "qemu-argv\n", 1)  # fmt: skip

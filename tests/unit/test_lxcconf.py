@@ -92,3 +92,46 @@ def test_notes_name_every_key_left_out_and_the_idmap_reading() -> None:
     assert any(n.startswith("line 4: lxc.idmap = u 0 100000 65536: read as libvirt reads it")
                for n in notes)  # fmt: skip
     assert "line 5: lxc.cap.drop: frobnicate unknown: not dropped" in notes
+
+
+@pytest.mark.parametrize("xml", sorted(CORPUS.glob("*.xml")) if CORPUS.is_dir() else [],
+                         ids=lambda p: p.name)  # fmt: skip
+def test_to_native_and_back_keeps_what_lxc_can_say(xml: Path) -> None:
+    from nsvirt.driver.native import tolxc
+
+    dom = domxml.load(xml.read_bytes(), source=xml.name)
+    config = tolxc.config(dom)
+    if dom.uid_map:  # LXC's order (inside, host, count), which libvirt reads the other way
+        first = dom.uid_map[0]
+        assert f"lxc.idmap = u {first.start} {first.target} {first.count}" in config
+        config = "\n".join(k for k in config.splitlines() if not k.startswith("lxc.idmap"))
+    back = domxml.load(lxcconf.convert(config, UUID)[0].encode(), source="back")
+    assert (back.name, back.memory, back.vcpu_cpuset) == (dom.name, dom.memory, dom.vcpu_cpuset)
+    assert [(f.type, f.target, f.source, f.readonly) for f in back.devices.filesystems] == [
+        (f.type, f.target, f.source, f.readonly) for f in dom.devices.filesystems]  # fmt: skip
+    assert [(i.type, i.source, i.mac, i.ips, i.guest_dev) for i in back.devices.interfaces] == [
+        (i.type, i.source, i.mac, i.ips, i.guest_dev) for i in dom.devices.interfaces]  # fmt: skip
+    assert [h.source for h in back.devices.hostdevs] == [h.source for h in dom.devices.hostdevs]
+    assert back.cap_states == dom.cap_states
+    mt, bt = dom.memtune, back.memtune  # the limit is always said: memory.max
+    assert bt is not None and bt.hard_limit == ((mt and mt.hard_limit) or dom.memory)
+    assert (bt.soft_limit, bt.swap_hard_limit) == ((mt and mt.soft_limit) or None,
+                                                   (mt and mt.swap_hard_limit) or None)  # fmt: skip
+    assert len(back.devices.consoles) == max(1, len(dom.devices.consoles))
+
+
+def test_to_native_names_what_it_cannot_carry() -> None:
+    from nsvirt.driver.native import tolxc
+
+    dom = domxml.load(
+        b"<domain type='lxc'><name>web</name><memory unit='MiB'>64</memory>"
+        b"<os><type>exe</type><init>/bin/sh</init><initarg>-c</initarg>"
+        b"<initarg>echo a b</initarg></os><on_reboot>destroy</on_reboot><devices>"
+        b"<filesystem type='mount'><source dir='/srv/web'/><target dir='/'/></filesystem>"
+        b"<interface type='network'><source network='default'/></interface>"
+        b"</devices></domain>", source="t")  # fmt: skip
+    text = tolxc.config(dom)
+    assert "# not carried: <interface type='network'> (a libvirt network: use its bridge)" in text
+    assert "# not carried: <on_poweroff>/<on_reboot>/<on_crash> other than LXC's" in text
+    assert "lxc.init.cmd = /bin/sh -c 'echo a b'" in text
+    assert "lxc.rootfs.path = /srv/web" in text and "lxc.cgroup2.memory.max = 67108864" in text
