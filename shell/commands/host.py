@@ -305,3 +305,37 @@ def domxml_to_native(ctx: Context, args: argparse.Namespace) -> int:
         raise FileError("command 'domxml-to-native' requires <xml> option or --domain")
     print(ctx.conn.domain_xml_to_native(args.format, data), file=ctx.out)
     return 0
+
+
+def _import_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--from", dest="source", default="/etc/libvirt/lxc",
+                   help="libvirt-lxc's definitions (default /etc/libvirt/lxc)")  # fmt: skip
+    p.add_argument("--autostart", action="store_true", help="carry autostart links over too")
+    p.add_argument(
+        "--dry-run", action="store_true", help="show what would be stored, change nothing"
+    )
+
+
+@command("import-libvirt", "define libvirt-lxc's domains in nsvirt (nsvirt)", _import_args)
+def import_libvirt(ctx: Context, args: argparse.Namespace) -> int:
+    from nsvirt.driver import migrate
+    from nsvirt.driver.errors import FileError
+
+    if not os.path.isdir(args.source):
+        raise FileError(f"Failed to open dir '{args.source}': No such file or directory")
+    failed = 0
+    for r in migrate.import_libvirt(ctx.conn, args.source, autostart=args.autostart,
+                                    dry_run=args.dry_run):  # fmt: skip
+        if args.dry_run and r.diff:
+            ctx.out.write(r.diff)
+        if r.error is not None:
+            failed += 1
+            print(f"error: {r.source}: {r.error}", file=ctx.err)
+            continue
+        verb = "would be imported" if args.dry_run else "imported"
+        auto = " (autostart)" if r.autostart else ""
+        print(f"Domain '{r.name}' {verb} from {r.source}{auto}", file=ctx.out)
+        for note in r.notes:
+            print(f"  note: {note}", file=ctx.out)
+    print(file=ctx.out)
+    return 1 if failed else 0
